@@ -1,0 +1,181 @@
+"""The compiled values the engine walks, and the per-request EvalContext.
+
+Everything here except EvalContext is immutable: a reload compiles a new WebAcl and the proxy
+swaps one reference.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
+
+from wafproxy.request import Header, WafRequest
+
+if TYPE_CHECKING:
+    from wafproxy.acl.matchers import MatchGroup
+
+Transform = Callable[[str], str]
+
+
+class Oversize(enum.Enum):
+    """AWS's OversizeHandling: what a statement does when a field was too big to inspect whole."""
+
+    CONTINUE = "continue"
+    MATCH = "match"
+    NO_MATCH = "no_match"
+
+
+class Field(Protocol):
+    """A request component. ``key`` identifies it for caching and atom grouping."""
+
+    @property
+    def key(self) -> str: ...
+
+    def extract(self, req: WafRequest) -> Sequence[str]: ...
+
+    def oversize(self, req: WafRequest) -> Oversize | None:
+        """None when the field was inspected whole; else the configured handling."""
+        ...
+
+
+class Statement(Protocol):
+    def matches(self, req: WafRequest, ctx: EvalContext) -> bool: ...
+
+    @property
+    def capacity(self) -> int: ...
+
+
+class ActionKind(enum.Enum):
+    ALLOW = "allow"
+    BLOCK = "block"
+    COUNT = "count"
+
+    @property
+    def terminating(self) -> bool:
+        return self is not ActionKind.COUNT
+
+
+@dataclass(frozen=True)
+class CustomResponse:
+    status: int = 403
+    headers: tuple[Header, ...] = ()
+    body: bytes = b""
+    content_type: str = "text/plain"
+
+
+@dataclass(frozen=True)
+class RuleAction:
+    kind: ActionKind
+    insert_headers: tuple[Header, ...] = ()
+    """allow / count: headers added to the request sent upstream (``x-wafproxy-<name>``)."""
+    response: CustomResponse | None = None
+    """block: the custom response, or None for the plain 403."""
+
+    @property
+    def terminating(self) -> bool:
+        return self.kind.terminating
+
+
+class RuleType(enum.Enum):
+    REGULAR = "REGULAR"
+    RATE_BASED = "RATE_BASED"
+    GROUP = "GROUP"
+    MANAGED_RULE_GROUP = "MANAGED_RULE_GROUP"
+
+
+class OverrideAction(enum.Enum):
+    NONE = "none"
+    COUNT = "count"
+
+
+@dataclass(frozen=True)
+class RuleGroup:
+    """A compiled rule group (custom or managed) as one reference sees it (overrides applied)."""
+
+    name: str
+    rules: tuple[Rule, ...]
+    managed: bool = False
+    version: str = ""
+    scope_down: Statement | None = None
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    priority: int
+    statement: Statement | None
+    """None only for group references, which evaluate ``group`` instead."""
+    action: RuleAction | None = None
+    override_action: OverrideAction | None = None
+    labels: tuple[str, ...] = ()
+    """Fully qualified labels added when the rule matches."""
+    group: RuleGroup | None = None
+    type: RuleType = RuleType.REGULAR
+    capacity: int = 1
+
+
+@dataclass(frozen=True)
+class WebAcl:
+    name: str
+    default_action: RuleAction
+    rules: tuple[Rule, ...]
+    match_groups: tuple[MatchGroup, ...] = ()
+    """The scan plan: one multi-pattern matcher per (field, transformation chain)."""
+    capacity: int = 0
+    warnings: tuple[str, ...] = ()
+    label_namespace: str = ""
+
+
+@dataclass(frozen=True)
+class RuleMatch:
+    rule: str
+    action: ActionKind
+    group: str | None = None
+    type: RuleType = RuleType.REGULAR
+
+
+@dataclass(frozen=True)
+class Verdict:
+    action: ActionKind
+    """ALLOW or BLOCK: what happens to the request."""
+    terminating_rule: str
+    """The rule that decided, or ``Default_Action`` as in AWS WAF logs."""
+    terminating_rule_type: RuleType = RuleType.REGULAR
+    terminating_group: str | None = None
+    response: CustomResponse | None = None
+    insert_headers: tuple[Header, ...] = ()
+    labels: tuple[str, ...] = ()
+    matches: tuple[RuleMatch, ...] = ()
+    """Every rule that matched, in evaluation order (count rules included)."""
+    oversize_fields: tuple[str, ...] = ()
+    error: str | None = None
+
+    @property
+    def blocked(self) -> bool:
+        return self.action is ActionKind.BLOCK
+
+
+class GeoResolver(Protocol):
+    """Country and ASN of an address (a MaxMind-format database behind it)."""
+
+    def country(self, ip: str) -> str | None: ...
+
+    def asn(self, ip: str) -> int | None: ...
+
+
+@dataclass
+class EvalContext:
+    """Per-request caches. Created by the engine for each request; never shared."""
+
+    acl: WebAcl
+    labels: list[str] = field(default_factory=list)
+    values: dict[tuple[str, tuple[str, ...]], Sequence[str]] = field(default_factory=dict)
+    hits: dict[int, frozenset[int]] = field(default_factory=dict)
+    oversize: list[str] = field(default_factory=list)
+    geo: GeoResolver | None = None
+    state: object | None = None
+    now: float = 0.0
+    trace: Callable[[str, object], None] | None = None
+    """``wafproxy explain`` sets this to see each step; None on the hot path."""
