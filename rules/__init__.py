@@ -1,0 +1,1 @@
+"""Managed rule groups shipped with wafproxy (YAML), and the default web ACL."""
