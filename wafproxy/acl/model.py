@@ -117,15 +117,29 @@ class Rule:
 
 
 @dataclass(frozen=True)
+class ScanInput:
+    """What a MatchGroup scans: a field through a transformation chain."""
+
+    field: Field
+    names: tuple[str, ...]
+    fns: tuple[Transform, ...]
+
+
+@dataclass(frozen=True)
 class WebAcl:
     name: str
     default_action: RuleAction
     rules: tuple[Rule, ...]
     match_groups: tuple[MatchGroup, ...] = ()
     """The scan plan: one multi-pattern matcher per (field, transformation chain)."""
+    scan_inputs: tuple[ScanInput, ...] = ()
+    """``scan_inputs[i]`` is what ``match_groups[i]`` scans."""
     capacity: int = 0
     warnings: tuple[str, ...] = ()
     label_namespace: str = ""
+    geo: GeoResolver | None = None
+    on_error: ActionKind = ActionKind.BLOCK
+    """What an evaluation error does (the request is blocked unless this says allow)."""
 
 
 @dataclass(frozen=True)
@@ -174,6 +188,8 @@ class EvalContext:
     values: dict[tuple[str, tuple[str, ...]], Sequence[str]] = field(default_factory=dict)
     hits: dict[int, frozenset[int]] = field(default_factory=dict)
     oversize: list[str] = field(default_factory=list)
+    inserted: list[Header] = field(default_factory=list)
+    """Headers from matching count rules' custom request handling."""
     geo: GeoResolver | None = None
     state: object | None = None
     now: float = 0.0

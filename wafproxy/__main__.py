@@ -1,0 +1,5 @@
+import sys
+
+from wafproxy.cli import main
+
+sys.exit(main())

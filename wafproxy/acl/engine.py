@@ -1,0 +1,182 @@
+"""evaluate(acl, request) -> Verdict, with AWS WAF's semantics.
+
+Rules run by priority; a rule group runs inline in its own order. The first terminating action
+(allow / block) ends evaluation; count records the match and goes on; labels added by earlier rules
+are visible to later ones. A group reference with ``override_action: count`` turns the group's
+terminating result into a count and evaluation continues after the group.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from wafproxy.acl.model import (
+    ActionKind,
+    EvalContext,
+    Field,
+    GeoResolver,
+    OverrideAction,
+    Oversize,
+    Rule,
+    RuleAction,
+    RuleMatch,
+    RuleType,
+    Transform,
+    Verdict,
+    WebAcl,
+)
+from wafproxy.request import WafRequest
+
+log = logging.getLogger("wafproxy.engine")
+DEFAULT_ACTION = "Default_Action"
+
+
+def evaluate(
+    acl: WebAcl,
+    req: WafRequest,
+    *,
+    geo: GeoResolver | None = None,
+    state: object | None = None,
+    now: float = 0.0,
+    ctx: EvalContext | None = None,
+) -> Verdict:
+    """Never raises: an internal error yields ``acl.on_error`` with ``Verdict.error`` set."""
+    if ctx is None:
+        ctx = EvalContext(acl=acl, geo=geo or acl.geo, state=state, now=now)
+    matches: list[RuleMatch] = []
+    try:
+        decided = _run(acl.rules, req, ctx, matches, None)
+    except Exception as exc:  # a bug must not take the proxy down or let the request slip by
+        log.debug("evaluation error", exc_info=True)
+        return Verdict(
+            action=acl.on_error,
+            terminating_rule="Evaluation_Error",
+            labels=tuple(ctx.labels),
+            matches=tuple(matches),
+            error=f"{type(exc).__name__}: {exc}",
+        )
+    headers = tuple(ctx.inserted)
+    if decided is None:
+        return Verdict(
+            action=acl.default_action.kind,
+            terminating_rule=DEFAULT_ACTION,
+            response=acl.default_action.response,
+            insert_headers=headers + acl.default_action.insert_headers,
+            labels=tuple(ctx.labels),
+            matches=tuple(matches),
+            oversize_fields=tuple(ctx.oversize),
+        )
+    rule, action, group = decided
+    return Verdict(
+        action=action.kind,
+        terminating_rule=rule.name,
+        terminating_rule_type=rule.type,
+        terminating_group=group,
+        response=action.response,
+        insert_headers=headers + action.insert_headers,
+        labels=tuple(ctx.labels),
+        matches=tuple(matches),
+        oversize_fields=tuple(ctx.oversize),
+    )
+
+
+Decision = tuple[Rule, RuleAction, "str | None"]
+
+
+def _run(
+    rules: Sequence[Rule],
+    req: WafRequest,
+    ctx: EvalContext,
+    matches: list[RuleMatch],
+    group: str | None,
+) -> Decision | None:
+    for rule in rules:
+        if rule.group is not None:
+            decided = _run_group(rule, req, ctx, matches)
+            if decided is not None:
+                return decided
+            continue
+        assert rule.statement is not None and rule.action is not None
+        matched = rule.statement.matches(req, ctx)
+        if ctx.trace is not None:
+            ctx.trace("rule", (group, rule, matched))
+        if not matched:
+            continue
+        ctx.labels.extend(rule.labels)
+        matches.append(RuleMatch(rule.name, rule.action.kind, group, rule.type))
+        if rule.action.terminating:
+            return rule, rule.action, group
+        ctx.inserted.extend(rule.action.insert_headers)
+    return None
+
+
+def _run_group(
+    rule: Rule, req: WafRequest, ctx: EvalContext, matches: list[RuleMatch]
+) -> Decision | None:
+    group = rule.group
+    assert group is not None
+    if group.scope_down is not None and not group.scope_down.matches(req, ctx):
+        if ctx.trace is not None:
+            ctx.trace("scope_down", (rule, False))
+        return None
+    decided = _run(group.rules, req, ctx, matches, group.name)
+    if decided is None:
+        return None
+    ctx.labels.extend(rule.labels)
+    if rule.override_action is OverrideAction.COUNT:
+        matches.append(RuleMatch(rule.name, ActionKind.COUNT, None, rule.type))
+        return None
+    _, action, _ = decided
+    return rule, action, group.name
+
+
+# -- helpers statements use ---------------------------------------------------------------------
+def field_values(
+    req: WafRequest,
+    ctx: EvalContext,
+    fld: Field,
+    names: tuple[str, ...],
+    fns: tuple[Transform, ...],
+) -> Sequence[str]:
+    """The field's values after the transformation chain, cached per request by chain prefix."""
+    key = (fld.key, names)
+    cached = ctx.values.get(key)
+    if cached is not None:
+        return cached
+    if not names:
+        values: Sequence[str] = fld.extract(req)
+    else:
+        previous = field_values(req, ctx, fld, names[:-1], fns[:-1])
+        fn = fns[-1]
+        values = tuple(fn(v) for v in previous)
+    ctx.values[key] = values
+    if ctx.trace is not None:
+        ctx.trace("values", (fld.key, names, values))
+    return values
+
+
+def forced_result(req: WafRequest, ctx: EvalContext, fld: Field) -> bool | None:
+    """True/False when oversize handling or an invalid-body fallback decides; None to inspect."""
+    handling = fld.oversize(req)
+    if handling is not None:
+        if fld.key not in ctx.oversize:
+            ctx.oversize.append(fld.key)
+        if handling is Oversize.MATCH:
+            return True
+        if handling is Oversize.NO_MATCH:
+            return False
+    forced = getattr(fld, "forced", None)
+    return forced(req) if forced is not None else None
+
+
+def atom_hit(req: WafRequest, ctx: EvalContext, slot: int, atom: int) -> bool:
+    hits = ctx.hits.get(slot)
+    if hits is None:
+        group = ctx.acl.match_groups[slot]
+        inp = ctx.acl.scan_inputs[slot]
+        hits = group.scan(field_values(req, ctx, inp.field, inp.names, inp.fns))
+        ctx.hits[slot] = hits
+    if ctx.trace is not None:
+        ctx.trace("atom", (slot, atom, atom in hits))
+    return atom in hits

@@ -1,0 +1,118 @@
+"""``wafproxy explain``: evaluate one request and print every step of it."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+from wafproxy.acl.compile import default_rule_files, load_rule_files
+from wafproxy.acl.engine import evaluate
+from wafproxy.acl.model import EvalContext, Rule, Verdict, WebAcl
+from wafproxy.errors import WafProxyError
+from wafproxy.rawhttp import build_request, parse_raw_request
+from wafproxy.request import Header, WafRequest
+
+MAX_SHOWN = 200
+
+
+def explain_command(args: argparse.Namespace) -> int:
+    rule_set = load_rule_files(args.rules or default_rule_files())
+    acl = _pick(rule_set.acls, args.web_acl)
+    req = _request(args)
+    verdict = explain(acl, req, print)
+    return 0 if not verdict.error else 1
+
+
+def explain(acl: WebAcl, req: WafRequest, out: Callable[[str], None]) -> Verdict:
+    out(f"request: {req.method} {req.uri_path}{'?' + req.query_string if req.query_string else ''}")
+    out(f"web ACL: {acl.name} ({len(acl.rules)} rules, {len(acl.match_groups)} scan groups)")
+    pending: list[str] = []
+    ctx = EvalContext(acl=acl, geo=acl.geo)
+
+    def trace(kind: str, data: object) -> None:
+        if kind == "values":
+            key, names, values = data  # type: ignore[misc]
+            chain = " -> ".join(names) if names else "(as sent)"
+            pending.append(f"      {key} {chain}: {_show(values)}")
+        elif kind == "atom":
+            slot, atom, hit = data  # type: ignore[misc]
+            group = acl.match_groups[slot]
+            regex = _atom_regex(group, atom)
+            pending.append(
+                f"      pattern {regex!r} on {group.field_key}: {'MATCH' if hit else 'no match'}"
+            )
+        elif kind == "rule":
+            group, rule, matched = data  # type: ignore[misc]
+            _print_rule(out, group, rule, matched, pending, ctx)
+            pending.clear()
+        elif kind == "scope_down":
+            rule, _ = data  # type: ignore[misc]
+            out(f"  group {rule.name}: scope-down statement did not match; group skipped")
+
+    ctx.trace = trace
+    verdict = evaluate(acl, req, ctx=ctx)
+    out(f"labels: {', '.join(verdict.labels) or 'none'}")
+    where = f" in group {verdict.terminating_group}" if verdict.terminating_group else ""
+    out(f"verdict: {verdict.action.value.upper()} by {verdict.terminating_rule}{where}")
+    if verdict.error:
+        out(f"evaluation error: {verdict.error}")
+    return verdict
+
+
+def _print_rule(
+    out: Callable[[str], None], group: str | None, rule: Rule, matched: bool,
+    pending: list[str], ctx: EvalContext,
+) -> None:  # fmt: skip
+    name = f"{group}/{rule.name}" if group else rule.name
+    action = rule.action.kind.value if rule.action else "-"
+    out(f"  [{rule.priority}] {name} ({action}): {'MATCH' if matched else 'no match'}")
+    for line in pending:
+        out(line)
+    if matched and rule.labels:
+        out(f"      labels added: {', '.join(rule.labels)}")
+
+
+def _atom_regex(group: object, atom: int) -> str:
+    atoms = getattr(group, "atoms", None)
+    if atoms is not None and 0 <= atom < len(atoms):
+        return str(atoms[atom].regex)
+    return f"#{atom}"
+
+
+def _show(values: object) -> str:
+    items = list(values) if isinstance(values, (list, tuple)) else [values]
+    shown = [repr(v if len(str(v)) <= MAX_SHOWN else str(v)[:MAX_SHOWN] + "…") for v in items[:20]]
+    more = f" (+{len(items) - 20} more)" if len(items) > 20 else ""
+    return "[" + ", ".join(shown) + "]" + more
+
+
+def _pick(acls: Mapping[str, WebAcl], name: str | None) -> WebAcl:
+    if name is not None:
+        if name not in acls:
+            raise WafProxyError(f"no web ACL named {name!r}; have {', '.join(acls)}")
+        return acls[name]
+    if len(acls) != 1:
+        raise WafProxyError(f"several web ACLs ({', '.join(acls)}): choose one with --web-acl")
+    return next(iter(acls.values()))
+
+
+def _request(args: argparse.Namespace) -> WafRequest:
+    if args.raw is not None:
+        data = sys.stdin.buffer.read() if str(args.raw) == "-" else Path(args.raw).read_bytes()
+        return parse_raw_request(data, client_ip=args.client_ip)
+    if not args.url:
+        raise WafProxyError("give the request with --raw FILE or --url URL")
+    headers: list[Header] = []
+    for text in args.header:
+        name, sep, value = text.partition(":")
+        if not sep:
+            raise WafProxyError(f"a header is 'Name: value', got {text!r}")
+        headers.append((name.strip(), value.strip()))
+    body = b""
+    if args.data is not None:
+        body = Path(args.data[1:]).read_bytes() if args.data.startswith("@") else args.data.encode()
+        if not any(n.lower() == "content-length" for n, _ in headers):
+            headers.append(("Content-Length", str(len(body))))
+    return build_request(args.method, args.url, headers, body, client_ip=args.client_ip)

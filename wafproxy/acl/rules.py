@@ -1,0 +1,205 @@
+"""Rule lists -> Rule values, with rule group and managed rule group references expanded.
+
+A group reference compiles the group's rules into the referencing ACL (their atoms join the
+ACL's scan plan), applies ``rule_action_overrides`` and keeps the group as one Rule whose
+``group`` the engine evaluates in the group's own order.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from wafproxy.acl.actions import compile_action
+from wafproxy.acl.model import (
+    OverrideAction,
+    Rule,
+    RuleAction,
+    RuleGroup,
+    RuleType,
+    Statement,
+)
+from wafproxy.config.source import Node
+from wafproxy.errors import ConfigError
+
+if TYPE_CHECKING:
+    from wafproxy.acl.compile import Compiler
+
+RULE_KEYS = [
+    "name", "priority", "statement", "action", "override_action", "rule_labels", "description",
+    "visibility_config",
+]  # fmt: skip
+GROUP_STATEMENTS = ("rule_group", "managed_rule_group")
+QUALIFIED_PREFIXES = ("awswaf:", "wafproxy:", "webacl:", "rulegroup:")
+
+
+def compile_rule_list(
+    node: Node | None, c: Compiler, namespace: str, *, in_group: bool
+) -> tuple[Rule, ...]:
+    if node is None:
+        return ()
+    try:
+        items = node.seq()
+    except ConfigError as exc:
+        c.sources.errors.append(exc)
+        return ()
+    outer, c.namespace = c.namespace, namespace
+    try:
+        return _compile_items(items, c, namespace, in_group=in_group)
+    finally:
+        c.namespace = outer
+
+
+def _compile_items(
+    items: list[Node], c: Compiler, namespace: str, *, in_group: bool
+) -> tuple[Rule, ...]:
+    rules: list[Rule] = []
+    names: dict[str, Node] = {}
+    priorities: dict[int, Node] = {}
+    for item in items:
+        try:
+            rule = compile_rule(item, c, namespace, in_group=in_group)
+            _check_unique(item, rule, names, priorities)
+            rules.append(rule)
+        except ConfigError as exc:
+            c.sources.errors.append(exc)
+    return tuple(sorted(rules, key=lambda r: r.priority))
+
+
+def _check_unique(item: Node, rule: Rule, names: dict[str, Node], prios: dict[int, Node]) -> None:
+    opts = item.map()
+    if rule.name in names:
+        raise opts["name"].error(
+            f"duplicate rule name {rule.name!r} (first at {names[rule.name].mark})"
+        )
+    if rule.priority in prios:
+        first = prios[rule.priority]
+        raise opts["priority"].error(f"duplicate priority {rule.priority} (first at {first.mark})")
+    names[rule.name] = opts["name"]
+    prios[rule.priority] = opts["priority"]
+
+
+def compile_rule(node: Node, c: Compiler, namespace: str, *, in_group: bool) -> Rule:
+    opts = node.fields(required=["name", "priority", "statement"], optional=RULE_KEYS)
+    name = _rule_name(opts["name"])
+    priority = opts["priority"].int(0)
+    labels = qualified_labels(opts.get("rule_labels"), namespace)
+    kind, _ = opts["statement"].single_key("statement")
+    if kind in GROUP_STATEMENTS:
+        if in_group:
+            raise opts["statement"].error(f"a rule group cannot contain a {kind} statement")
+        if "action" in opts:
+            raise opts["action"].error("a rule group reference takes override_action, not action")
+        return _group_rule(name, priority, labels, opts, c)
+    if "override_action" in opts:
+        raise opts["override_action"].error("override_action is only for rule group references")
+    if "action" not in opts:
+        raise node.error("missing required key 'action'")
+    action = compile_action(opts["action"], c.sources.bodies)
+    statement = c.statement(opts["statement"])
+    rule_type = RuleType.RATE_BASED if kind == "rate_based" else RuleType.REGULAR
+    return Rule(name, priority, statement, action=action, labels=labels, type=rule_type,
+                capacity=statement.capacity)  # fmt: skip
+
+
+def _rule_name(node: Node) -> str:
+    name = node.str()
+    if not name or len(name) > 128 or not all(ch.isalnum() or ch in "-_." for ch in name):
+        raise node.expected("a rule name of 1-128 letters, digits, '-', '_' and '.'")
+    return name
+
+
+def qualified_labels(node: Node | None, namespace: str) -> tuple[str, ...]:
+    """Labels get the namespace of their origin; managed groups ("") write them in full."""
+    if node is None:
+        return ()
+    out = []
+    for item in node.seq():
+        label = item.map()["name"].str() if item.is_map else item.str()
+        if not label or any(not part for part in label.split(":")):
+            raise item.expected("a label such as attack:sqli (no empty parts)")
+        if not namespace and not label.startswith("wafproxy:"):
+            raise item.expected("a managed rule label starting with 'wafproxy:'")
+        out.append(f"{namespace}:{label}" if namespace else label)
+    return tuple(out)
+
+
+def _group_rule(
+    name: str, priority: int, labels: tuple[str, ...], opts: dict[str, Node], c: Compiler
+) -> Rule:
+    override = OverrideAction.NONE
+    if "override_action" in opts:
+        override = OverrideAction(opts["override_action"].one_of(["none", "count"]))
+    kind, ref = opts["statement"].single_key("statement")
+    group = _managed_group(ref, c) if kind == "managed_rule_group" else _custom_group(ref, c)
+    rule_type = RuleType.MANAGED_RULE_GROUP if group.managed else RuleType.GROUP
+    capacity = sum(r.capacity for r in group.rules)
+    return Rule(name, priority, None, override_action=override, labels=labels, group=group,
+                type=rule_type, capacity=capacity)  # fmt: skip
+
+
+def _custom_group(node: Node, c: Compiler) -> RuleGroup:
+    opts = node.fields(required=["ref"], optional=["rule_action_overrides"])
+    name = opts["ref"].str()
+    if name not in c.sources.groups:
+        from wafproxy.acl.compile import _missing
+
+        raise opts["ref"].error(_missing("rule group", name, c.sources.groups))
+    root = c.sources.groups[name]
+    rules = compile_rule_list(root.map().get("rules"), c, f"rulegroup:{name}", in_group=True)
+    rules = _apply_overrides(rules, opts.get("rule_action_overrides"), c)
+    _check_capacity(root, rules)
+    return RuleGroup(name=name, rules=rules)
+
+
+def _managed_group(node: Node, c: Compiler) -> RuleGroup:
+    opts = node.fields(
+        required=["name"],
+        optional=["version", "scope_down_statement", "rule_action_overrides", "vendor_name"],
+    )
+    name = opts["name"].str()
+    if name not in c.sources.managed:
+        from wafproxy.acl.compile import _missing
+
+        raise opts["name"].error(_missing("managed rule group", name, c.sources.managed))
+    root = c.sources.managed[name].map()
+    version = root["version"].str() if "version" in root else ""
+    if "version" in opts and opts["version"].str() != version:
+        raise opts["version"].error(
+            f"managed rule group {name!r} is shipped at version {version!r}, not {opts['version'].str()!r}"
+        )
+    scope_down: Statement | None = None
+    if "scope_down_statement" in opts:
+        scope_down = c.statement(opts["scope_down_statement"])
+    rules = compile_rule_list(root.get("rules"), c, "", in_group=True)
+    rules = _apply_overrides(rules, opts.get("rule_action_overrides"), c)
+    return RuleGroup(name=name, rules=rules, managed=True, version=version, scope_down=scope_down)
+
+
+def _apply_overrides(rules: tuple[Rule, ...], node: Node | None, c: Compiler) -> tuple[Rule, ...]:
+    if node is None:
+        return rules
+    by_name = {r.name: r for r in rules}
+    overrides: dict[str, RuleAction] = {}
+    for rule_name, action_node in node.map().items():
+        if rule_name not in by_name:
+            raise action_node.error(f"the group has no rule named {rule_name!r}")
+        overrides[rule_name] = compile_action(action_node, c.sources.bodies)
+    return tuple(_replace_action(r, overrides[r.name]) if r.name in overrides else r for r in rules)
+
+
+def _replace_action(rule: Rule, action: RuleAction) -> Rule:
+    from dataclasses import replace
+
+    return replace(rule, action=action)
+
+
+def _check_capacity(root: Node, rules: tuple[Rule, ...]) -> None:
+    items = root.map()
+    if "capacity" not in items:
+        return
+    limit = items["capacity"].int(1)
+    used = sum(r.capacity for r in rules)
+    if used > limit:
+        raise items["capacity"].error(
+            f"the group's rules cost {used} capacity units; capacity is {limit}"
+        )

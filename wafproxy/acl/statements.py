@@ -1,0 +1,381 @@
+"""STATEMENTS registry: each factory turns a YAML node into a frozen statement value.
+
+Pattern statements (byte_match, regex_match, regex_pattern_set) hold only AtomRefs: the actual
+matching happens once per (field, transformation chain) in the scan plan (engine.atom_hit).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from wafproxy.acl.attacks import is_sqli, is_xss
+from wafproxy.acl.engine import atom_hit, field_values, forced_result
+from wafproxy.acl.forwarded import ForwardedIp, compile_forwarded_ip, request_ips
+from wafproxy.acl.ipset import IpSet
+from wafproxy.acl.matchers import Constraint, literal_regex
+from wafproxy.acl.model import EvalContext, Field, GeoResolver, Statement
+from wafproxy.config.source import Node
+from wafproxy.registry import Registry
+from wafproxy.request import WafRequest
+
+if TYPE_CHECKING:
+    from wafproxy.acl.compile import AtomRef, Chain, Compiler
+
+StatementFactory = Callable[[Node, "Compiler"], Statement]
+STATEMENTS: Registry[StatementFactory] = Registry("statement")
+
+TRANSFORM_COST = 10
+
+
+def _cost(base: int, chain: Chain) -> int:
+    return base + TRANSFORM_COST * len(chain.names)
+
+
+# -- pattern statements -------------------------------------------------------------------------
+@dataclass(frozen=True)
+class PatternMatch:
+    field: Field
+    chain: Chain
+    refs: tuple[AtomRef, ...]
+    capacity: int
+
+    def matches(self, req: WafRequest, ctx: EvalContext) -> bool:
+        forced = forced_result(req, ctx, self.field)
+        if forced is not None:
+            return forced
+        return any(atom_hit(req, ctx, ref.slot, ref.atom) for ref in self.refs)
+
+
+@STATEMENTS.register("byte_match")
+def byte_match(node: Node, c: Compiler) -> Statement:
+    """A string in a field, case-sensitive (add ``lowercase`` to ignore case).
+
+    ``byte_match: {field: uri_path, constraint: starts_with, value: /admin, transforms: [lowercase]}``
+    """
+    opts = node.fields(required=["field", "constraint", "value"], optional=["transforms"])
+    fld = c.field(opts["field"])
+    chain = c.chain(opts.get("transforms"))
+    constraint = Constraint(opts["constraint"].one_of([k.value for k in Constraint]))
+    value = opts["value"].str()
+    if not value:
+        raise opts["value"].expected("a non-empty string")
+    if len(value) > 200:
+        raise opts["value"].expected("at most 200 characters")
+    ref = c.atom(fld, chain, literal_regex(value, constraint), opts["value"])
+    return PatternMatch(fld, chain, (ref,), _cost(1, chain))
+
+
+@STATEMENTS.register("regex_match")
+def regex_match(node: Node, c: Compiler) -> Statement:
+    """An RE2 regular expression (no backreferences or lookaround) in a field.
+
+    ``regex_match: {field: {single_header: {name: user-agent}}, regex: '(?i)sqlmap|nikto'}``
+    """
+    opts = node.fields(required=["field", "regex"], optional=["transforms"])
+    fld = c.field(opts["field"])
+    chain = c.chain(opts.get("transforms"))
+    ref = c.atom(fld, chain, opts["regex"].str(), opts["regex"])
+    return PatternMatch(fld, chain, (ref,), _cost(3, chain))
+
+
+@STATEMENTS.register("regex_pattern_set")
+def regex_pattern_set(node: Node, c: Compiler) -> Statement:
+    """Any regex of a named set (``regex_pattern_sets:``) in a field.
+
+    ``regex_pattern_set: {ref: bad-agents, field: {single_header: {name: user-agent}}}``
+    """
+    opts = node.fields(required=["ref", "field"], optional=["transforms"])
+    fld = c.field(opts["field"])
+    chain = c.chain(opts.get("transforms"))
+    patterns = c.regex_set(opts["ref"])
+    refs = tuple(c.atom(fld, chain, p, opts["ref"]) for p in patterns)
+    return PatternMatch(fld, chain, refs, _cost(25, chain))
+
+
+# -- value statements ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class SizeConstraint:
+    field: Field
+    chain: Chain
+    test: Callable[[int], bool]
+    capacity: int
+
+    def matches(self, req: WafRequest, ctx: EvalContext) -> bool:
+        if self.field.key == "body" and not self.chain.names:
+            return self.test(req.body_size)  # the whole body's size, not just the inspected part
+        forced = forced_result(req, ctx, self.field)
+        if forced is not None:
+            return forced
+        values = field_values(req, ctx, self.field, self.chain.names, self.chain.fns)
+        if not values:
+            return self.test(0)
+        return any(self.test(len(v.encode("utf-8", "surrogateescape"))) for v in values)
+
+
+SIZE_OPERATORS: dict[str, Callable[[int, int], bool]] = {
+    "eq": lambda a, b: a == b,
+    "ne": lambda a, b: a != b,
+    "le": lambda a, b: a <= b,
+    "lt": lambda a, b: a < b,
+    "ge": lambda a, b: a >= b,
+    "gt": lambda a, b: a > b,
+}
+
+
+@STATEMENTS.register("size_constraint")
+def size_constraint(node: Node, c: Compiler) -> Statement:
+    """Compares a field's size in bytes (after transformations) with a number.
+
+    ``size_constraint: {field: query_string, comparison_operator: gt, size: 2048}``
+    """
+    opts = node.fields(required=["field", "comparison_operator", "size"], optional=["transforms"])
+    fld = c.field(opts["field"])
+    chain = c.chain(opts.get("transforms"))
+    op = SIZE_OPERATORS[opts["comparison_operator"].one_of(list(SIZE_OPERATORS))]
+    size = opts["size"].int(0, 21474836480)
+    return SizeConstraint(fld, chain, lambda n: op(n, size), _cost(1, chain))
+
+
+@dataclass(frozen=True)
+class Detector:
+    field: Field
+    chain: Chain
+    detect: Callable[[str], bool]
+    capacity: int
+
+    def matches(self, req: WafRequest, ctx: EvalContext) -> bool:
+        forced = forced_result(req, ctx, self.field)
+        if forced is not None:
+            return forced
+        detect = self.detect
+        return any(
+            detect(v) for v in field_values(req, ctx, self.field, self.chain.names, self.chain.fns)
+        )
+
+
+@STATEMENTS.register("sqli_match")
+def sqli_match(node: Node, c: Compiler) -> Statement:
+    """SQL injection (libinjection); ``sensitivity_level: high`` also sees comment-obfuscated SQL.
+
+    ``sqli_match: {field: all_query_arguments, transforms: [url_decode, html_entity_decode]}``
+    """
+    opts = node.fields(required=["field"], optional=["transforms", "sensitivity_level"])
+    level = (
+        opts["sensitivity_level"].one_of(["low", "high"]) if "sensitivity_level" in opts else "low"
+    )
+    fld = c.field(opts["field"])
+    chain = c.chain(opts.get("transforms"))
+    high = level == "high"
+    return Detector(fld, chain, lambda v: is_sqli(v, high=high), _cost(30 if high else 20, chain))
+
+
+@STATEMENTS.register("xss_match")
+def xss_match(node: Node, c: Compiler) -> Statement:
+    """Cross-site scripting (libinjection's HTML5 tokenizer).
+
+    ``xss_match: {field: body, transforms: [html_entity_decode]}``
+    """
+    opts = node.fields(required=["field"], optional=["transforms"])
+    fld = c.field(opts["field"])
+    chain = c.chain(opts.get("transforms"))
+    return Detector(fld, chain, is_xss, _cost(40, chain))
+
+
+# -- address statements -------------------------------------------------------------------------
+@dataclass(frozen=True)
+class IpSetMatch:
+    ip_set: IpSet
+    forwarded: ForwardedIp | None
+    capacity: int = 1
+
+    def matches(self, req: WafRequest, ctx: EvalContext) -> bool:
+        ips = request_ips(req, self.forwarded)
+        if ips is None:
+            assert self.forwarded is not None
+            return self.forwarded.fallback_match
+        return any(ip in self.ip_set for ip in ips)
+
+
+@STATEMENTS.register("ip_set")
+def ip_set(node: Node, c: Compiler) -> Statement:
+    """The client address (or a forwarded one) is in a named IP set.
+
+    ``ip_set: {ref: office, forwarded_ip_config: {header_name: X-Forwarded-For, fallback_behavior: no_match, position: first}}``
+    """
+    opts = node.fields(required=["ref"], optional=["forwarded_ip_config"])
+    fwd = compile_forwarded_ip(opts.get("forwarded_ip_config"), with_position=True)
+    return IpSetMatch(c.ip_set(opts["ref"]), fwd)
+
+
+@dataclass(frozen=True)
+class GeoMatch:
+    geo: GeoResolver
+    values: frozenset[str]
+    forwarded: ForwardedIp | None
+    asn: bool
+    capacity: int = 1
+
+    def matches(self, req: WafRequest, ctx: EvalContext) -> bool:
+        ips = request_ips(req, self.forwarded)
+        if ips is None:
+            assert self.forwarded is not None
+            return self.forwarded.fallback_match
+        origin = "forwardedip" if self.forwarded else "clientip"
+        for ip in ips[:1]:
+            if self.asn:
+                number = self.geo.asn(ip)
+                return number is not None and str(number) in self.values
+            country = self.geo.country(ip)
+            if country is None:
+                return False
+            label = f"awswaf:{origin}:geo:country:{country}"
+            if label not in ctx.labels:
+                ctx.labels.append(label)
+            return country in self.values
+        return False
+
+
+@STATEMENTS.register("geo_match")
+def geo_match(node: Node, c: Compiler) -> Statement:
+    """The client's country (ISO 3166 alpha-2) from the web ACL's geo_database.
+
+    Adds the label ``awswaf:clientip:geo:country:<CC>`` as AWS WAF does.
+    ``geo_match: {country_codes: [NL, BE]}``
+    """
+    opts = node.fields(required=["country_codes"], optional=["forwarded_ip_config"])
+    codes = opts["country_codes"].str_list()
+    for code, item in zip(codes, opts["country_codes"].seq(), strict=False):
+        if len(code) != 2 or not code.isalpha() or not code.isupper():
+            raise item.expected("a two-letter upper-case country code")
+    fwd = compile_forwarded_ip(opts.get("forwarded_ip_config"), with_position=False)
+    return GeoMatch(c.require_geo(node), frozenset(codes), fwd, asn=False)
+
+
+@STATEMENTS.register("asn_match")
+def asn_match(node: Node, c: Compiler) -> Statement:
+    """The client's autonomous system number, from the web ACL's asn_database.
+
+    ``asn_match: {asn_list: [64496, 64511]}``
+    """
+    opts = node.fields(required=["asn_list"], optional=["forwarded_ip_config"])
+    numbers = [str(item.int(0, 4294967295)) for item in opts["asn_list"].seq()]
+    fwd = compile_forwarded_ip(opts.get("forwarded_ip_config"), with_position=False)
+    return GeoMatch(c.require_geo(node), frozenset(numbers), fwd, asn=True)
+
+
+# -- labels and logic ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class LabelMatch:
+    key: str
+    namespace: bool
+    capacity: int = 1
+
+    def matches(self, req: WafRequest, ctx: EvalContext) -> bool:
+        if self.namespace:
+            return any(label.startswith(self.key) for label in ctx.labels)
+        return self.key in ctx.labels
+
+
+@STATEMENTS.register("label_match")
+def label_match(node: Node, c: Compiler) -> Statement:
+    """A label added by an earlier rule. A key that is not fully qualified is looked up in the
+    namespace of the rule's own ACL or group, as AWS WAF does.
+
+    ``label_match: {scope: label, key: attack:sqli}``
+    """
+    from wafproxy.acl.rules import QUALIFIED_PREFIXES
+
+    opts = node.fields(required=["scope", "key"])
+    scope = opts["scope"].one_of(["label", "namespace"])
+    key = opts["key"].str()
+    if not key or any(not ch.isalnum() and ch not in "_-:" for ch in key):
+        raise opts["key"].expected("a label of letters, digits, '_', '-' and ':'")
+    if not key.startswith(QUALIFIED_PREFIXES) and c.namespace:
+        key = f"{c.namespace}:{key}"
+    if scope == "namespace" and not key.endswith(":"):
+        key += ":"
+    return LabelMatch(key, scope == "namespace")
+
+
+@dataclass(frozen=True)
+class AndStatement:
+    parts: tuple[Statement, ...]
+    capacity: int
+
+    def matches(self, req: WafRequest, ctx: EvalContext) -> bool:
+        return all(p.matches(req, ctx) for p in self.parts)
+
+
+@dataclass(frozen=True)
+class OrStatement:
+    parts: tuple[Statement, ...]
+    capacity: int
+
+    def matches(self, req: WafRequest, ctx: EvalContext) -> bool:
+        return any(p.matches(req, ctx) for p in self.parts)
+
+
+@dataclass(frozen=True)
+class NotStatement:
+    part: Statement
+    capacity: int
+
+    def matches(self, req: WafRequest, ctx: EvalContext) -> bool:
+        return not self.part.matches(req, ctx)
+
+
+def _parts(node: Node, c: Compiler) -> tuple[Statement, ...]:
+    items = node.seq()
+    if len(items) < 2:
+        raise node.expected("a list of at least two statements")
+    return tuple(c.statement(item) for item in items)
+
+
+@STATEMENTS.register("and")
+def and_(node: Node, c: Compiler) -> Statement:
+    """Every statement matches.
+
+    ``and: [{byte_match: {...}}, {not: {ip_set: {ref: office}}}]``
+    """
+    parts = _parts(node, c)
+    return AndStatement(parts, sum(p.capacity for p in parts))
+
+
+@STATEMENTS.register("or")
+def or_(node: Node, c: Compiler) -> Statement:
+    """At least one statement matches.
+
+    ``or: [{geo_match: {country_codes: [XX]}}, {ip_set: {ref: blocklist}}]``
+    """
+    parts = _parts(node, c)
+    return OrStatement(parts, sum(p.capacity for p in parts))
+
+
+@STATEMENTS.register("not")
+def not_(node: Node, c: Compiler) -> Statement:
+    """The statement does not match.
+
+    ``not: {ip_set: {ref: office}}``
+    """
+    part = c.statement(node)
+    return NotStatement(part, part.capacity)
+
+
+@STATEMENTS.register("rate_based")
+def rate_based(node: Node, c: Compiler) -> Statement:
+    """Reserved for rate-based rules (counts per key over a sliding window)."""
+    raise node.error("rate_based statements are not supported yet")
+
+
+def _group_placeholder(kind: str) -> StatementFactory:
+    def factory(node: Node, c: Compiler) -> Statement:
+        raise node.error(f"{kind} can only be the top-level statement of a rule")
+
+    factory.__doc__ = f"A {kind} reference; see docs/rule-language.md."
+    return factory
+
+
+STATEMENTS.add("rule_group", _group_placeholder("rule_group"))
+STATEMENTS.add("managed_rule_group", _group_placeholder("managed_rule_group"))

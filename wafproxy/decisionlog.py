@@ -1,0 +1,417 @@
+"""The decision log: one JSON line per request, in AWS WAF log field names.
+
+The request path only formats the line and offers it to a bounded queue (``put_nowait``); one
+background thread writes lines to stdout or to a size-rotated file. A full queue drops the line
+and calls ``on_drop`` (a metric), so a slow disk or a stalled stdout pipe never slows a request.
+
+Lines are size-bounded whatever the request: header values, the URI and the query string are cut
+at ``MAX_VALUE_CHARS`` with a ``TRUNCATED`` marker, headers as a whole at ``MAX_HEADER_CHARS``.
+The body is never logged. Redaction happens before truncation.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import IO, Protocol
+from urllib.parse import unquote_plus
+
+from wafproxy.acl.model import ActionKind, RuleMatch, Verdict
+from wafproxy.request import Header, WafRequest
+
+REDACTED = "REDACTED"
+TRUNCATED = "…(truncated)"
+MAX_VALUE_CHARS = 8 * 1024
+MAX_HEADER_CHARS = 32 * 1024
+WRITE_BATCH = 512
+SOURCE_NAME = "wafproxy"
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DecisionLogConfig:
+    destination: str = "stdout"
+    """``stdout``, ``off``, or a file path (size-rotated)."""
+    max_bytes: int = 100 * 1024 * 1024
+    """Rotate a file before it grows past this; 0 or less never rotates."""
+    backup_count: int = 5
+    """Rotated files kept (path.1 … path.N); 0 truncates the file instead of keeping one."""
+    redact_headers: tuple[str, ...] = ("authorization", "cookie")
+    redact_cookies: tuple[str, ...] = ()
+    redact_query_args: tuple[str, ...] = ()
+    actions: frozenset[str] = frozenset({"ALLOW", "BLOCK", "COUNT"})
+    queue_size: int = 10_000
+
+    @cached_property
+    def redaction(self) -> _Redaction:
+        """The name lists lower-cased into sets once, not on every request."""
+        return _Redaction.of(self)
+
+    def wants(self, verdict: Verdict) -> bool:
+        """The action filter: the final action is listed, or COUNT is and a count rule matched."""
+        if verdict.action.name in self.actions:
+            return True
+        return "COUNT" in self.actions and any(
+            m.action is ActionKind.COUNT for m in verdict.matches
+        )
+
+
+@dataclass(frozen=True)
+class _Redaction:
+    headers: frozenset[str]
+    cookies: frozenset[str]
+    args: frozenset[str]
+
+    @classmethod
+    def of(cls, config: DecisionLogConfig) -> _Redaction:
+        def lower(names: Sequence[str]) -> frozenset[str]:
+            return frozenset(n.lower() for n in names)
+
+        return cls(
+            lower(config.redact_headers),
+            lower(config.redact_cookies),
+            lower(config.redact_query_args),
+        )
+
+
+def format_record(
+    req: WafRequest,
+    verdict: Verdict,
+    *,
+    acl: str,
+    status: int,
+    config: DecisionLogConfig,
+    country: str | None = None,
+    rate_based: Sequence[Mapping[str, object]] = (),
+    now: float,
+    webacl_id_prefix: str = "",
+) -> dict[str, object]:
+    return {
+        "timestamp": int(now * 1000),
+        "formatVersion": 1,
+        "webaclId": webacl_id_prefix + acl,
+        "terminatingRuleId": verdict.terminating_rule,
+        "terminatingRuleType": verdict.terminating_rule_type.value,
+        "action": verdict.action.name,
+        "terminatingRuleMatchDetails": [],
+        "httpSourceName": SOURCE_NAME,
+        "httpSourceId": acl,
+        "ruleGroupList": _rule_groups(verdict.matches),
+        "rateBasedRuleList": [dict(r) for r in rate_based],
+        "nonTerminatingMatchingRules": [
+            _rule_ref(m) for m in verdict.matches if m.group is None and not _terminating(m)
+        ],
+        "requestHeadersInserted": _name_values(verdict.insert_headers) or None,
+        "responseCodeSent": status,
+        "labels": [{"name": label} for label in verdict.labels],
+        "oversizeFields": list(verdict.oversize_fields),
+        "requestBodySize": req.body_size,
+        "requestBodySizeInspectedByWAF": len(req.body),
+        "httpRequest": _http_request(req, config.redaction, country),
+    }
+
+
+def _terminating(match: RuleMatch) -> bool:
+    return match.action.terminating
+
+
+def _rule_ref(match: RuleMatch) -> dict[str, object]:
+    return {"ruleId": match.rule, "action": match.action.name}
+
+
+def _rule_groups(matches: Sequence[RuleMatch]) -> list[dict[str, object]]:
+    """One entry per rule group that had a match, in the order the groups first matched."""
+    groups: dict[str, dict[str, object]] = {}
+    for match in matches:
+        if match.group is None:
+            continue
+        entry = groups.setdefault(match.group, _empty_group(match.group))
+        if _terminating(match):
+            entry["terminatingRule"] = _rule_ref(match)
+        else:
+            counted = entry["nonTerminatingMatchingRules"]
+            assert isinstance(counted, list)
+            counted.append(_rule_ref(match))
+    return list(groups.values())
+
+
+def _empty_group(group: str) -> dict[str, object]:
+    return {
+        "ruleGroupId": group,
+        "terminatingRule": None,
+        "nonTerminatingMatchingRules": [],
+        "excludedRules": None,
+    }
+
+
+def _name_values(pairs: Sequence[Header]) -> list[dict[str, str]]:
+    return [{"name": name, "value": value} for name, value in pairs]
+
+
+def _http_request(req: WafRequest, redact: _Redaction, country: str | None) -> dict[str, object]:
+    return {
+        "clientIp": req.client_ip,
+        "country": country or "-",
+        "headers": _headers(req.headers, redact),
+        "uri": _truncate(req.uri_path),
+        "args": _truncate(_redact_args(req.query_string, redact.args)),
+        "httpVersion": req.http_version,
+        "httpMethod": req.method,
+        "requestId": req.request_id,
+    }
+
+
+def _headers(headers: Sequence[Header], redact: _Redaction) -> list[dict[str, str]]:
+    out: list[dict[str, str]] = []
+    budget = MAX_HEADER_CHARS
+    for index, (name, raw) in enumerate(headers):
+        value = _truncate(_redact_header(name, raw, redact))
+        budget -= len(name) + len(value)
+        if budget < 0:
+            left = len(headers) - index
+            out.append({"name": TRUNCATED, "value": f"{left} more headers not logged"})
+            break
+        out.append({"name": _truncate(name), "value": value})
+    return out
+
+
+def _redact_header(name: str, value: str, redact: _Redaction) -> str:
+    lower = name.lower()
+    if lower in redact.headers:
+        return REDACTED
+    if lower == "cookie" and redact.cookies:
+        return _redact_pairs(value, ";", redact.cookies)
+    return value
+
+
+def _redact_args(query: str, names: frozenset[str]) -> str:
+    return _redact_pairs(query, "&", names) if names else query
+
+
+def _redact_pairs(text: str, separator: str, names: frozenset[str]) -> str:
+    """Replace the values of ``name=value`` parts whose (decoded, case-folded) name is listed."""
+    parts = text.split(separator)
+    for index, part in enumerate(parts):
+        name, sep, _ = part.partition("=")
+        if sep and unquote_plus(name.strip()).lower() in names:
+            parts[index] = f"{name}={REDACTED}"
+    return separator.join(parts)
+
+
+def _truncate(value: str) -> str:
+    if len(value) <= MAX_VALUE_CHARS:
+        return value
+    return value[:MAX_VALUE_CHARS] + TRUNCATED
+
+
+class _Sink(Protocol):
+    def write_lines(self, lines: Sequence[str]) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class _StreamSink:
+    def __init__(self, stream: IO[str]) -> None:
+        self._stream = stream
+
+    def write_lines(self, lines: Sequence[str]) -> None:
+        self._stream.write("".join(lines))
+        self._stream.flush()
+
+    def close(self) -> None:
+        """stdout is not ours to close."""
+
+
+class _RotatingFileSink:
+    """Appends lines; renames path → path.1 → … → path.N before a line would pass max_bytes."""
+
+    def __init__(self, path: Path, max_bytes: int, backup_count: int) -> None:
+        self._path = path
+        self._max_bytes = max_bytes
+        self._backup_count = backup_count
+        self._file: IO[bytes] | None = None
+        self._size = 0
+
+    def write_lines(self, lines: Sequence[str]) -> None:
+        for line in lines:
+            data = line.encode("utf-8", "surrogateescape")
+            if self._must_rotate(len(data)):
+                self._rotate()
+            out = self._open()
+            out.write(data)
+            self._size += len(data)
+        if self._file is not None:
+            self._file.flush()
+
+    def _must_rotate(self, incoming: int) -> bool:
+        self._open()
+        return 0 < self._max_bytes < self._size + incoming and self._size > 0
+
+    def _open(self) -> IO[bytes]:
+        if self._file is None:
+            self._file = self._path.open("ab")
+            self._size = self._file.tell()
+        return self._file
+
+    def _rotate(self) -> None:
+        self.close()
+        if self._backup_count <= 0:
+            self._path.open("wb").close()
+            return
+        for n in range(self._backup_count - 1, 0, -1):
+            older = self._path.with_name(f"{self._path.name}.{n}")
+            if older.exists():
+                older.replace(self._path.with_name(f"{self._path.name}.{n + 1}"))
+        self._path.replace(self._path.with_name(f"{self._path.name}.1"))
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
+_STOP = object()
+
+
+class DecisionLog:
+    def __init__(
+        self,
+        config: DecisionLogConfig,
+        webacl_id_prefix: str = "",
+        on_drop: Callable[[], None] | None = None,
+    ) -> None:
+        self.config = config
+        self._prefix = webacl_id_prefix
+        self._on_drop = on_drop
+        self._queue: queue.Queue[object] = queue.Queue(maxsize=max(1, config.queue_size))
+        self._closed = config.destination == "off"
+        self._close_lock = threading.Lock()
+        self._sink = _make_sink(config)
+        self._thread: threading.Thread | None = None
+        self._warned = False
+        if not self._closed:
+            self._thread = threading.Thread(
+                target=self._run, name="wafproxy-decisionlog", daemon=True
+            )
+            self._thread.start()
+
+    def record(
+        self,
+        req: WafRequest,
+        verdict: Verdict,
+        *,
+        acl: str,
+        status: int,
+        country: str | None = None,
+        rate_based: Sequence[Mapping[str, object]] = (),
+        now: float | None = None,
+    ) -> None:
+        """Never blocks and never raises: a line that cannot be queued is dropped and counted."""
+        if self._closed:
+            return
+        try:
+            if not self.config.wants(verdict):
+                return
+            record = format_record(
+                req,
+                verdict,
+                acl=acl,
+                status=status,
+                config=self.config,
+                country=country,
+                rate_based=rate_based,
+                now=time.time() if now is None else now,
+                webacl_id_prefix=self._prefix,
+            )
+            line = json.dumps(record, separators=(",", ":"), default=str) + "\n"
+            self._queue.put_nowait(line)
+        except queue.Full:
+            self._dropped()
+        except Exception:
+            log.exception("decision log: could not format a record")
+            self._dropped()
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Write what was recorded before, then stop the writer (waits at most ``timeout``)."""
+        with self._close_lock:
+            if self._closed and self._thread is None:
+                return
+            self._closed = True
+            thread, self._thread = self._thread, None
+        if thread is None:
+            return
+        try:
+            self._queue.put(_STOP, timeout=timeout)
+        except queue.Full:
+            log.warning("decision log: writer stalled; unwritten lines lost at close")
+            return
+        thread.join(timeout)
+
+    def _dropped(self) -> None:
+        if self._on_drop is None:
+            return
+        try:
+            self._on_drop()
+        except Exception:
+            log.exception("decision log: on_drop failed")
+
+    def _run(self) -> None:
+        try:
+            while True:
+                batch, stop = self._next_batch()
+                if batch:
+                    self._write(batch)
+                if stop:
+                    return
+        finally:
+            self._sink.close()
+
+    def _next_batch(self) -> tuple[list[str], bool]:
+        """Block for one line, then take what else is already queued (up to WRITE_BATCH)."""
+        batch: list[str] = []
+        item = self._queue.get()
+        while item is not _STOP:
+            assert isinstance(item, str)
+            batch.append(item)
+            if len(batch) >= WRITE_BATCH:
+                return batch, False
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                return batch, False
+        return batch, True
+
+    def _write(self, batch: Sequence[str]) -> None:
+        try:
+            self._sink.write_lines(batch)
+        except Exception as exc:  # a full disk or closed pipe must not kill the writer
+            if not self._warned:
+                log.warning("decision log: write failed (%s); dropping lines", exc)
+                self._warned = True
+            for _ in batch:
+                self._dropped()
+            self._close_sink()
+
+    def _close_sink(self) -> None:
+        """After a failed write: reopen on the next batch (the disk may have room again)."""
+        try:
+            self._sink.close()
+        except Exception:
+            log.debug("decision log: close after a failed write failed", exc_info=True)
+
+
+def _make_sink(config: DecisionLogConfig) -> _Sink:
+    if config.destination == "stdout":
+        return _StreamSink(sys.stdout)
+    if config.destination == "off":
+        return _StreamSink(sys.stdout)  # never written to: no thread runs
+    return _RotatingFileSink(Path(config.destination), config.max_bytes, config.backup_count)
