@@ -49,8 +49,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-
-
 def _add_run(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "run",
@@ -60,16 +58,37 @@ def _add_run(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("-c", "--config", type=Path, help="service config file (YAML)")
-    src.add_argument("--upstream", metavar="URL", help="upstream base URL, e.g. http://127.0.0.1:9000")
-    p.add_argument("--listen", default="127.0.0.1:8080", metavar="HOST:PORT",
-                   help="proxy listen address with --upstream (default: %(default)s)")  # fmt: skip
-    p.add_argument("--admin", default="127.0.0.1:9901", metavar="HOST:PORT",
-                   help="admin listen address (/metrics, /healthz, /readyz) with --upstream "
-                   "(default: %(default)s)")  # fmt: skip
-    p.add_argument("--rules", nargs="+", type=Path, default=[], metavar="FILE",
-                   help="rule files with --upstream (default: the shipped default web ACL)")  # fmt: skip
-    p.add_argument("--workers", type=int, default=1, metavar="N",
-                   help="worker processes sharing the listen ports (default: %(default)s)")  # fmt: skip
+    src.add_argument(
+        "--upstream", metavar="URL", help="upstream base URL, e.g. http://127.0.0.1:9000"
+    )
+    p.add_argument(
+        "--listen",
+        default="127.0.0.1:8080",
+        metavar="HOST:PORT",
+        help="proxy listen address with --upstream (default: %(default)s)",
+    )
+    p.add_argument(
+        "--admin",
+        default="127.0.0.1:9901",
+        metavar="HOST:PORT",
+        help="admin listen address (/metrics, /healthz, /readyz) with --upstream "
+        "(default: %(default)s)",
+    )
+    p.add_argument(
+        "--rules",
+        nargs="+",
+        type=Path,
+        default=[],
+        metavar="FILE",
+        help="rule files with --upstream (default: the shipped default web ACL)",
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="worker processes sharing the listen ports (default: %(default)s)",
+    )
     p.set_defaults(func=cmd_run)
 
 
@@ -80,20 +99,36 @@ def _add_demo(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         description="Start the bundled demo shop (pages, search, login, JSON API) and the proxy in "
         "front of it with the shipped default rules, and print URLs to try.",
     )
-    p.add_argument("--listen", default="127.0.0.1:8080", metavar="HOST:PORT",
-                   help="proxy listen address (default: %(default)s)")  # fmt: skip
-    p.add_argument("--upstream-listen", default="127.0.0.1:9000", metavar="HOST:PORT",
-                   help="demo app listen address (default: %(default)s)")  # fmt: skip
-    p.add_argument("--admin", default="127.0.0.1:9901", metavar="HOST:PORT",
-                   help="admin listen address (default: %(default)s)")  # fmt: skip
+    p.add_argument(
+        "--listen",
+        default="127.0.0.1:8080",
+        metavar="HOST:PORT",
+        help="proxy listen address (default: %(default)s)",
+    )
+    p.add_argument(
+        "--upstream-listen",
+        default="127.0.0.1:9000",
+        metavar="HOST:PORT",
+        help="demo app listen address (default: %(default)s)",
+    )
+    p.add_argument(
+        "--admin",
+        default="127.0.0.1:9901",
+        metavar="HOST:PORT",
+        help="admin listen address (default: %(default)s)",
+    )
     p.set_defaults(func=cmd_demo)
     up = sub.add_parser(
         "demo-upstream",
         help="run only the bundled demo app (no proxy)",
         description="Run the bundled demo app alone, e.g. as the upstream in deploy/compose.yaml.",
     )
-    up.add_argument("--listen", default="127.0.0.1:9000", metavar="HOST:PORT",
-                    help="listen address (default: %(default)s)")  # fmt: skip
+    up.add_argument(
+        "--listen",
+        default="127.0.0.1:9000",
+        metavar="HOST:PORT",
+        help="listen address (default: %(default)s)",
+    )
     up.set_defaults(func=cmd_demo_upstream)
 
 
@@ -117,7 +152,9 @@ def _add_test(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         description="Run YAML rule tests (*.tests.yaml files, or directories holding them).",
     )
     p.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="test files or directories")
-    p.add_argument("-v", "--verbose", action="store_true", help="print every test, not just failures")
+    p.add_argument(
+        "-v", "--verbose", action="store_true", help="print every test, not just failures"
+    )
     p.set_defaults(func=cmd_test)
 
 
@@ -129,14 +166,26 @@ def _add_explain(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         "matching pattern, label and the final verdict. Give the request as a raw HTTP file "
         "(--raw) or as --method/--url/--header/--data.",
     )
-    p.add_argument("--rules", nargs="+", type=Path, default=[], metavar="FILE",
-                   help="rule files (default: the shipped default web ACL)")  # fmt: skip
+    p.add_argument(
+        "--rules",
+        nargs="+",
+        type=Path,
+        default=[],
+        metavar="FILE",
+        help="rule files (default: the shipped default web ACL)",
+    )
     p.add_argument("--web-acl", metavar="NAME", help="the web ACL to use (default: the only one)")
     p.add_argument("--raw", type=Path, metavar="FILE", help="a raw HTTP request ('-' for stdin)")
     p.add_argument("--method", default="GET", help="request method (default: %(default)s)")
     p.add_argument("--url", metavar="URL", help="request target: /path?query or a full URL")
-    p.add_argument("-H", "--header", action="append", default=[], metavar="'NAME: VALUE'",
-                   help="a request header (repeatable)")  # fmt: skip
+    p.add_argument(
+        "-H",
+        "--header",
+        action="append",
+        default=[],
+        metavar="'NAME: VALUE'",
+        help="a request header (repeatable)",
+    )
     p.add_argument("--data", metavar="BODY", help="request body ('@FILE' reads a file)")
     p.add_argument("--client-ip", default="127.0.0.1", help="client address (default: %(default)s)")
     p.set_defaults(func=cmd_explain)
@@ -149,8 +198,13 @@ def _add_import(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         description="Convert the JSON printed by `aws wafv2 get-web-acl`, `get-rule-group`, "
         "`get-ip-set` and `get-regex-pattern-set` into one wafproxy YAML rule file.",
     )
-    p.add_argument("files", nargs="+", type=Path, metavar="FILE",
-                   help="the web ACL JSON first, then the sets and groups its ARNs reference")  # fmt: skip
+    p.add_argument(
+        "files",
+        nargs="+",
+        type=Path,
+        metavar="FILE",
+        help="the web ACL JSON first, then the sets and groups its ARNs reference",
+    )
     p.add_argument("-o", "--output", type=Path, help="write the YAML here (default: stdout)")
     p.set_defaults(func=cmd_import_aws)
 

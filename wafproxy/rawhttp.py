@@ -1,4 +1,4 @@
-"""Build a WafRequest without a server: from raw HTTP bytes (``explain``) or from parts (rule tests)."""
+"""WafRequest without a server: from raw HTTP bytes (``explain``) or parts (rule tests)."""
 
 from __future__ import annotations
 
@@ -76,9 +76,14 @@ def parse_raw_request(
     if any(n.lower() == "transfer-encoding" and "chunked" in v.lower() for n, v in headers):
         body = _dechunk(body)
     return build_request(
-        method, target, headers, body, client_ip=client_ip,
-        inspect_body_bytes=inspect_body_bytes, http_version=version,
-    )  # fmt: skip
+        method,
+        target,
+        headers,
+        body,
+        client_ip=client_ip,
+        inspect_body_bytes=inspect_body_bytes,
+        http_version=version,
+    )
 
 
 def _split_head(data: bytes) -> tuple[bytes, bytes]:

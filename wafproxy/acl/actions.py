@@ -49,7 +49,9 @@ def count(node: Node, bodies: Mapping[str, CustomResponse]) -> RuleAction:
 def block(node: Node, bodies: Mapping[str, CustomResponse]) -> RuleAction:
     """Answer the client directly (403 unless a custom response says otherwise).
 
-    ``action: {block: {custom_response: {response_code: 429, custom_response_body_key: slow-down}}}``
+    ```yaml
+    action: {block: {custom_response: {response_code: 429, custom_response_body_key: slow-down}}}
+    ```
     """
     if node.value is None:
         return RuleAction(ActionKind.BLOCK)

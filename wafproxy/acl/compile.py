@@ -160,13 +160,7 @@ def _add(table: dict[str, Node], name_node: Node, root: Node, what: str) -> None
 
 
 def _gather_sets(sources: Sources, items: dict[str, Node], base: Path) -> None:
-    handlers = {
-        "custom_response_bodies": lambda n, v: sources.bodies.__setitem__(n, response_body(v)),
-        "rule_groups": lambda n, v: _add(sources.groups, _named(v, n), v, "rule group"),
-        "ip_sets": lambda n, v: sources.ip_sets.__setitem__(n, (v, _ip_set(n, v, base))),
-        "regex_pattern_sets": lambda n, v: sources.regex_sets.__setitem__(n, (v, _regex_set(v))),
-    }
-    for key, handler in handlers.items():
+    for key in SETS_FILE_KEYS:
         if key not in items:
             continue
         try:
@@ -176,26 +170,29 @@ def _gather_sets(sources: Sources, items: dict[str, Node], base: Path) -> None:
             continue
         for name, value in entries.items():
             try:
-                _check_unique(sources, key, name, value)
-                handler(name, value)
+                _add_set(sources, key, name, value, base)
             except ConfigError as exc:
                 sources.errors.append(exc)
 
 
-def _named(node: Node, name: str) -> Node:
-    node.fields(required=["rules"], optional=["description", "capacity", "custom_response_bodies"])
-    return Node(name, node.mark, node.path)
-
-
-def _check_unique(sources: Sources, key: str, name: str, node: Node) -> None:
-    table: Mapping[str, object] = {
+def _add_set(sources: Sources, key: str, name: str, node: Node, base: Path) -> None:
+    if key == "rule_groups":
+        node.fields(required=["rules"], optional=["description", "capacity"])
+        _add(sources.groups, Node(name, node.mark, node.path), node, "rule group")
+        return
+    table: dict[str, object] = {
         "custom_response_bodies": sources.bodies,
         "ip_sets": sources.ip_sets,
         "regex_pattern_sets": sources.regex_sets,
-        "rule_groups": {},
-    }[key]
+    }[key]  # type: ignore[assignment]
     if name in table:
         raise node.error(f"{key} entry {name!r} is defined twice")
+    if key == "custom_response_bodies":
+        sources.bodies[name] = response_body(node)
+    elif key == "ip_sets":
+        sources.ip_sets[name] = (node, _ip_set(name, node, base))
+    else:
+        sources.regex_sets[name] = (node, _regex_set(node))
 
 
 def _ip_set(name: str, node: Node, base: Path) -> IpSet:

@@ -21,7 +21,6 @@ from wafproxy.acl.model import (
     Rule,
     RuleAction,
     RuleMatch,
-    RuleType,
     Transform,
     Verdict,
     WebAcl,
@@ -166,8 +165,7 @@ def forced_result(req: WafRequest, ctx: EvalContext, fld: Field) -> bool | None:
             return True
         if handling is Oversize.NO_MATCH:
             return False
-    forced = getattr(fld, "forced", None)
-    return forced(req) if forced is not None else None
+    return fld.forced(req)
 
 
 def atom_hit(req: WafRequest, ctx: EvalContext, slot: int, atom: int) -> bool:

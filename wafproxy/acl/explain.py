@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import cast
 
 from wafproxy.acl.compile import default_rule_files, load_rule_files
 from wafproxy.acl.engine import evaluate
@@ -33,23 +34,22 @@ def explain(acl: WebAcl, req: WafRequest, out: Callable[[str], None]) -> Verdict
 
     def trace(kind: str, data: object) -> None:
         if kind == "values":
-            key, names, values = data  # type: ignore[misc]
+            key, names, values = cast("tuple[str, tuple[str, ...], Sequence[str]]", data)
             chain = " -> ".join(names) if names else "(as sent)"
             pending.append(f"      {key} {chain}: {_show(values)}")
         elif kind == "atom":
-            slot, atom, hit = data  # type: ignore[misc]
+            slot, atom, hit = cast("tuple[int, int, bool]", data)
             group = acl.match_groups[slot]
             regex = _atom_regex(group, atom)
-            pending.append(
-                f"      pattern {regex!r} on {group.field_key}: {'MATCH' if hit else 'no match'}"
-            )
+            verdict = "MATCH" if hit else "no match"
+            pending.append(f"      pattern {regex!r} on {group.field_key}: {verdict}")
         elif kind == "rule":
-            group, rule, matched = data  # type: ignore[misc]
-            _print_rule(out, group, rule, matched, pending, ctx)
+            group_name, rule, matched = cast("tuple[str | None, Rule, bool]", data)
+            _print_rule(out, group_name, rule, matched, pending)
             pending.clear()
         elif kind == "scope_down":
-            rule, _ = data  # type: ignore[misc]
-            out(f"  group {rule.name}: scope-down statement did not match; group skipped")
+            skipped, _ = cast("tuple[Rule, bool]", data)
+            out(f"  group {skipped.name}: scope-down statement did not match; group skipped")
 
     ctx.trace = trace
     verdict = evaluate(acl, req, ctx=ctx)
@@ -62,9 +62,8 @@ def explain(acl: WebAcl, req: WafRequest, out: Callable[[str], None]) -> Verdict
 
 
 def _print_rule(
-    out: Callable[[str], None], group: str | None, rule: Rule, matched: bool,
-    pending: list[str], ctx: EvalContext,
-) -> None:  # fmt: skip
+    out: Callable[[str], None], group: str | None, rule: Rule, matched: bool, pending: list[str]
+) -> None:
     name = f"{group}/{rule.name}" if group else rule.name
     action = rule.action.kind.value if rule.action else "-"
     out(f"  [{rule.priority}] {name} ({action}): {'MATCH' if matched else 'no match'}")
@@ -81,8 +80,8 @@ def _atom_regex(group: object, atom: int) -> str:
     return f"#{atom}"
 
 
-def _show(values: object) -> str:
-    items = list(values) if isinstance(values, (list, tuple)) else [values]
+def _show(values: Sequence[str]) -> str:
+    items = list(values)
     shown = [repr(v if len(str(v)) <= MAX_SHOWN else str(v)[:MAX_SHOWN] + "…") for v in items[:20]]
     more = f" (+{len(items) - 20} more)" if len(items) > 20 else ""
     return "[" + ", ".join(shown) + "]" + more

@@ -39,6 +39,11 @@ class Field(Protocol):
         """None when the field was inspected whole; else the configured handling."""
         ...
 
+    def forced(self, req: WafRequest) -> bool | None:
+        """True/False when the field decides without inspection (json_body's
+        invalid_fallback_behavior); None to inspect the values."""
+        ...
+
 
 class Statement(Protocol):
     def matches(self, req: WafRequest, ctx: EvalContext) -> bool: ...

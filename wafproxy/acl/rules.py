@@ -97,8 +97,15 @@ def compile_rule(node: Node, c: Compiler, namespace: str, *, in_group: bool) -> 
     action = compile_action(opts["action"], c.sources.bodies)
     statement = c.statement(opts["statement"])
     rule_type = RuleType.RATE_BASED if kind == "rate_based" else RuleType.REGULAR
-    return Rule(name, priority, statement, action=action, labels=labels, type=rule_type,
-                capacity=statement.capacity)  # fmt: skip
+    return Rule(
+        name,
+        priority,
+        statement,
+        action=action,
+        labels=labels,
+        type=rule_type,
+        capacity=statement.capacity,
+    )
 
 
 def _rule_name(node: Node) -> str:
@@ -133,8 +140,16 @@ def _group_rule(
     group = _managed_group(ref, c) if kind == "managed_rule_group" else _custom_group(ref, c)
     rule_type = RuleType.MANAGED_RULE_GROUP if group.managed else RuleType.GROUP
     capacity = sum(r.capacity for r in group.rules)
-    return Rule(name, priority, None, override_action=override, labels=labels, group=group,
-                type=rule_type, capacity=capacity)  # fmt: skip
+    return Rule(
+        name,
+        priority,
+        None,
+        override_action=override,
+        labels=labels,
+        group=group,
+        type=rule_type,
+        capacity=capacity,
+    )
 
 
 def _custom_group(node: Node, c: Compiler) -> RuleGroup:
@@ -164,8 +179,9 @@ def _managed_group(node: Node, c: Compiler) -> RuleGroup:
     root = c.sources.managed[name].map()
     version = root["version"].str() if "version" in root else ""
     if "version" in opts and opts["version"].str() != version:
+        wanted = opts["version"].str()
         raise opts["version"].error(
-            f"managed rule group {name!r} is shipped at version {version!r}, not {opts['version'].str()!r}"
+            f"managed rule group {name!r} is shipped at version {version!r}, not {wanted!r}"
         )
     scope_down: Statement | None = None
     if "scope_down_statement" in opts:

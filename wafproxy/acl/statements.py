@@ -52,7 +52,9 @@ class PatternMatch:
 def byte_match(node: Node, c: Compiler) -> Statement:
     """A string in a field, case-sensitive (add ``lowercase`` to ignore case).
 
-    ``byte_match: {field: uri_path, constraint: starts_with, value: /admin, transforms: [lowercase]}``
+    ```yaml
+    byte_match: {field: uri_path, constraint: starts_with, value: /admin, transforms: [lowercase]}
+    ```
     """
     opts = node.fields(required=["field", "constraint", "value"], optional=["transforms"])
     fld = c.field(opts["field"])
@@ -202,7 +204,12 @@ class IpSetMatch:
 def ip_set(node: Node, c: Compiler) -> Statement:
     """The client address (or a forwarded one) is in a named IP set.
 
-    ``ip_set: {ref: office, forwarded_ip_config: {header_name: X-Forwarded-For, fallback_behavior: no_match, position: first}}``
+    ```yaml
+    ip_set:
+      ref: office
+      forwarded_ip_config:
+        {header_name: X-Forwarded-For, fallback_behavior: no_match, position: first}
+    ```
     """
     opts = node.fields(required=["ref"], optional=["forwarded_ip_config"])
     fwd = compile_forwarded_ip(opts.get("forwarded_ip_config"), with_position=True)

@@ -48,6 +48,8 @@ class RuleTest:
 
 @dataclass(frozen=True)
 class TestFile:
+    __test__ = False  # not a pytest class
+
     path: Path
     rule_set: RuleSet
     acl: str

@@ -6,9 +6,9 @@ Duplicate keys are rejected here; unknown keys are rejected by ``Node.fields``.
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Union
 
 import yaml
 
@@ -19,7 +19,7 @@ try:
 except ImportError:  # pragma: no cover - pure Python PyYAML
     from yaml import SafeLoader as _Loader  # type: ignore[assignment]
 
-Scalar = Union[str, int, float, bool, None]
+Scalar = str | int | float | bool | None
 MAX_NODES = 2_000_000  # aliases can expand a small file into a huge tree
 
 _BOOL = {"true": True, "false": False, "yes": True, "no": False, "on": True, "off": False}
@@ -36,13 +36,13 @@ class Node:
         self.path = path
 
     # -- errors -------------------------------------------------------------------------------
-    def error(self, message: str) -> ConfigError:
+    def error(self, message: builtins.str) -> ConfigError:
         return ConfigError(self.mark, self.path, message)
 
-    def expected(self, what: str) -> ConfigError:
+    def expected(self, what: builtins.str) -> ConfigError:
         return self.error(f"expected {what}; got {self.describe()}")
 
-    def describe(self) -> str:
+    def describe(self) -> builtins.str:
         if isinstance(self.value, dict):
             return "a mapping"
         if isinstance(self.value, list):
@@ -64,7 +64,7 @@ class Node:
     def is_scalar(self) -> bool:
         return not isinstance(self.value, (dict, list))
 
-    def map(self) -> dict[str, Node]:
+    def map(self) -> dict[builtins.str, Node]:
         if not isinstance(self.value, dict):
             raise self.expected("a mapping")
         return self.value
@@ -75,8 +75,8 @@ class Node:
         return self.value
 
     def fields(
-        self, required: Iterable[str] = (), optional: Iterable[str] = ()
-    ) -> dict[str, Node]:
+        self, required: Iterable[builtins.str] = (), optional: Iterable[builtins.str] = ()
+    ) -> dict[builtins.str, Node]:
         """The mapping, after checking that required keys are there and no other keys are."""
         items = self.map()
         req = list(required)
@@ -89,7 +89,7 @@ class Node:
                 raise self.error(f"missing required key {key!r}")
         return items
 
-    def key_error(self, key: str, allowed: Sequence[str]) -> ConfigError:
+    def key_error(self, key: builtins.str, allowed: Sequence[builtins.str]) -> ConfigError:
         import difflib
 
         close = difflib.get_close_matches(key, allowed, n=1)
@@ -98,8 +98,8 @@ class Node:
             self.mark, self.path, f"unknown key {key!r}; expected one of {', '.join(allowed)}{hint}"
         )
 
-    def single_key(self, what: str) -> tuple[str, Node]:
-        """A mapping with exactly one key, e.g. ``{byte_match: {...}}``; a bare string also works."""
+    def single_key(self, what: builtins.str) -> tuple[builtins.str, Node]:
+        """A mapping with exactly one key, e.g. ``{byte_match: {...}}``, or a bare string."""
         if isinstance(self.value, str):
             return self.value, Node(None, self.mark, f"{self.path}.{self.value}")
         items = self.map()
@@ -136,12 +136,12 @@ class Node:
             raise self.expected("true or false")
         return self.value
 
-    def one_of(self, choices: Sequence[str]) -> str:
+    def one_of(self, choices: Sequence[builtins.str]) -> builtins.str:
         if not isinstance(self.value, str) or self.value not in choices:
             raise self.expected(f"one of {', '.join(choices)}")
         return self.value
 
-    def str_list(self) -> list[str]:
+    def str_list(self) -> list[builtins.str]:
         """A list of strings; a single string is taken as a list of one."""
         if isinstance(self.value, str):
             return [self.value]
@@ -150,7 +150,7 @@ class Node:
     def __iter__(self) -> Iterator[Node]:
         return iter(self.seq())
 
-    def __repr__(self) -> str:
+    def __repr__(self) -> builtins.str:
         return f"Node({self.path!r} at {self.mark})"
 
     def plain(self) -> object:
