@@ -38,8 +38,8 @@ def test_every_shipped_rule_file_has_tests() -> None:
 
 def test_every_shipped_rule_is_exercised() -> None:
     """Each rule of each managed group decides at least one of its group's tests."""
-    from wafproxy.acl.testcases import deciding_rule
     from wafproxy.acl.engine import evaluate
+    from wafproxy.acl.testcases import deciding_rule
 
     for path in discover([RULES]):
         tf = load_test_file(path)

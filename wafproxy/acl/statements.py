@@ -344,7 +344,11 @@ def _parts(node: Node, c: Compiler) -> tuple[Statement, ...]:
 def and_(node: Node, c: Compiler) -> Statement:
     """Every statement matches.
 
-    ``and: [{byte_match: {...}}, {not: {ip_set: {ref: office}}}]``
+    ```yaml
+    and:
+      - byte_match: {field: uri_path, constraint: starts_with, value: /admin}
+      - not: {ip_set: {ref: office}}
+    ```
     """
     parts = _parts(node, c)
     return AndStatement(parts, sum(p.capacity for p in parts))
@@ -354,7 +358,11 @@ def and_(node: Node, c: Compiler) -> Statement:
 def or_(node: Node, c: Compiler) -> Statement:
     """At least one statement matches.
 
-    ``or: [{geo_match: {country_codes: [XX]}}, {ip_set: {ref: blocklist}}]``
+    ```yaml
+    or:
+      - geo_match: {country_codes: [KP]}
+      - ip_set: {ref: office}
+    ```
     """
     parts = _parts(node, c)
     return OrStatement(parts, sum(p.capacity for p in parts))
