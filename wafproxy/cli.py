@@ -206,6 +206,14 @@ def _add_import(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         help="the web ACL JSON first, then the sets and groups its ARNs reference",
     )
     p.add_argument("-o", "--output", type=Path, help="write the YAML here (default: stdout)")
+    p.add_argument(
+        "--search-string",
+        choices=["auto", "base64", "text"],
+        default="auto",
+        help="how byte_match SearchString values are encoded: base64 as `aws wafv2 get-*` prints "
+        "them, text as the console's JSON editor shows them; auto decides per document "
+        "(default: %(default)s)",
+    )
     p.set_defaults(func=cmd_import_aws)
 
 
@@ -265,9 +273,10 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 
 def cmd_import_aws(args: argparse.Namespace) -> int:
-    from wafproxy.config.aws_import import import_files
+    from wafproxy.config.aws_import import SearchStringEncoding, import_files
 
-    text = import_files(args.files)
+    encoding = SearchStringEncoding[args.search_string.upper()]
+    text = import_files(args.files, search_string=encoding)
     if args.output is None:
         sys.stdout.write(text)
     else:
