@@ -1,0 +1,460 @@
+"""The multi-pattern matcher of the scan plan (DESIGN.md §4).
+
+Every byte_match / regex_match / regex_pattern_set pattern of a (field, transformation chain)
+is an ``Atom``; ``build_group`` compiles all atoms of one such key into one ``MatchGroup`` that
+scans each value once and returns the ids of the atoms that matched.
+
+Semantics, identical on both engines (the tests hold them to it):
+
+- Matching is byte-wise. Values are encoded UTF-8 with ``surrogateescape`` (so invalid UTF-8
+  from the wire survives), patterns UTF-8. Hyperscan runs without HS_FLAG_UTF8 and RE2 runs in
+  Latin-1 mode, so on both ``.`` and ``[...]`` match one *byte*, a non-ASCII literal such as
+  ``é`` matches its UTF-8 byte sequence, and case-insensitivity folds ASCII letters only.
+  This is also what PCRE without UTF mode (AWS WAF's regex engine) does.
+- ``^``/``\\A`` are the start and ``$``/``\\z`` the end of each value; ``$`` does not match before
+  a trailing newline (RE2 semantics; Hyperscan's PCRE-style ``$`` is rewritten to ``\\z``).
+  ``.`` does not match ``\\n`` unless ``(?s)``. ``\\s`` is ``[\\t\\n\\f\\r ]`` and ``\\v`` is
+  the vertical tab, as in RE2.
+- The accepted language is RE2's (``validate_regex``). Atoms Hyperscan cannot take with these
+  semantics (``(?m)``, ``(?U)``, ``\\Q…\\E``, NUL bytes, anything it refuses to compile) are
+  matched by an RE2 set inside the same group.
+"""
+
+from __future__ import annotations
+
+import enum
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import re2
+
+try:
+    import hyperscan as _hs
+except ImportError:  # pragma: no cover - platforms without a Hyperscan wheel
+    _hs = None  # type: ignore[assignment]
+
+HYPERSCAN_AVAILABLE: bool = _hs is not None
+
+
+@dataclass(frozen=True)
+class Atom:
+    id: int
+    """Unique within the group."""
+    regex: str
+    """RE2 syntax."""
+    caseless: bool = False
+
+
+class Constraint(enum.Enum):
+    EXACTLY = "exactly"
+    STARTS_WITH = "starts_with"
+    ENDS_WITH = "ends_with"
+    CONTAINS = "contains"
+    CONTAINS_WORD = "contains_word"
+
+
+# ---------------------------------------------------------------- literals and validation
+
+_WORD = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_")
+_PUNCT = frozenset(b"!\"#$%&'()*+,-./:;<=>?@[\\]^`{|}~")
+_NOT_WORD = "[^A-Za-z0-9_]"
+
+
+def _escape(value: str) -> str:
+    """An ASCII-only pattern matching exactly the UTF-8 bytes of ``value``."""
+    out = []
+    for byte in value.encode("utf-8", "surrogateescape"):
+        if byte in _WORD:
+            out.append(chr(byte))
+        elif byte in _PUNCT:
+            out.append("\\" + chr(byte))
+        else:
+            out.append(f"\\x{byte:02x}")
+    return "".join(out)
+
+
+def literal_regex(value: str, constraint: Constraint) -> str:
+    """byte_match with AWS WAF semantics (case-sensitive; transforms do the folding)."""
+    body = _escape(value)
+    if constraint is Constraint.EXACTLY:
+        return rf"\A{body}\z"
+    if constraint is Constraint.STARTS_WITH:
+        return rf"\A{body}"
+    if constraint is Constraint.ENDS_WITH:
+        return rf"{body}\z"
+    if constraint is Constraint.CONTAINS_WORD:
+        return rf"(?:\A|{_NOT_WORD}){body}(?:{_NOT_WORD}|\z)"
+    return body or "(?:)"
+
+
+def _re2_options(max_mem: int = 8 << 20) -> Any:
+    options = re2.Options()
+    options.encoding = re2.Options.Encoding.LATIN1
+    options.log_errors = False
+    options.max_mem = max_mem
+    return options
+
+
+_OPTIONS = _re2_options()
+
+_BACKREF = "backreferences ({}) are not supported: they need backtracking"
+_LOOKAROUND = (
+    "lookaround ((?=, (?!, (?<=, (?<!) is not supported: it needs backtracking; "
+    "match the surrounding text instead"
+)
+_HINTS = (
+    ("invalid escape sequence: \\k", _BACKREF.format("\\k<name>")),
+    ("invalid escape sequence: \\g", _BACKREF.format("\\g")),
+    ("invalid escape sequence: \\Z", "\\Z is not supported: use \\z for the end of the value"),
+    ("invalid perl operator: (?=", _LOOKAROUND),
+    ("invalid perl operator: (?!", _LOOKAROUND),
+    ("invalid perl operator: (?<", _LOOKAROUND),
+    ("invalid perl operator: (?>", "atomic groups ((?>) are not supported: they need backtracking"),
+)
+
+
+def _explain(regex: str, re2_message: str) -> str:
+    """RE2's message, or a clearer one for the constructs people bring from PCRE."""
+    if "(?P=" in regex:
+        return _BACKREF.format("(?P=name)")
+    for prefix, reason in _HINTS:
+        if re2_message.startswith(prefix):
+            return reason
+    escape = "invalid escape sequence: \\"
+    if re2_message.startswith(escape) and re2_message[len(escape) :][:1].isdigit():
+        return _BACKREF.format(re2_message[len(escape) - 1 :])
+    return f"invalid regex: {re2_message}"
+
+
+def _pattern_bytes(regex: str, caseless: bool = False) -> bytes:
+    return (b"(?i)" if caseless else b"") + regex.encode("utf-8", "surrogateescape")
+
+
+def validate_regex(regex: str) -> str | None:
+    """None if RE2 (our reference engine, Latin-1 mode) accepts ``regex``; else why not."""
+    if not regex:
+        return "empty pattern: it would match every value"
+    try:
+        re2.compile(_pattern_bytes(regex), _OPTIONS)
+    except UnicodeEncodeError:
+        return "the pattern is not valid Unicode text"
+    except re2.error as exc:
+        raw = exc.args[0] if exc.args else ""
+        text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
+        return _explain(regex, text)
+    return None
+
+
+# ---------------------------------------------------------------- Hyperscan dialect
+
+_FLAG_CHARS = frozenset("imsU-")
+_CLASS_SPACE = "\\t\\n\\f\\r\\x20"
+
+
+def _flag_group(regex: str, i: int) -> str | None:
+    """The flags of ``(?flags)``/``(?flags:`` starting at ``regex[i] == "("``, else None."""
+    j = i + 2
+    while j < len(regex) and regex[j] in _FLAG_CHARS:
+        j += 1
+    if regex.startswith("(?", i) and j < len(regex) and regex[j] in ":)":
+        return regex[i + 2 : j]
+    return None
+
+
+def _class_end(regex: str, i: int, out: list[str]) -> int | None:
+    """Translate the class starting at ``regex[i] == "["``; the index after it, or None."""
+    out.append("[")
+    i += 1
+    if regex.startswith("^", i):
+        out.append("^")
+        i += 1
+    if regex.startswith("]", i):
+        out.append("\\]")
+        i += 1
+    while i < len(regex) and regex[i] != "]":
+        if regex.startswith("[:", i) and (end := regex.find(":]", i + 2)) >= 0:
+            out.append(regex[i : end + 2])
+            i = end + 2
+        elif regex[i] == "\\":
+            esc = regex[i + 1]
+            if esc == "S" or (esc == "s" and regex.startswith("-", i + 2)) or esc == "Q":
+                return None
+            out.append(_CLASS_SPACE if esc == "s" else "\\x0b" if esc == "v" else regex[i : i + 2])
+            i += 2
+        else:
+            out.append(regex[i])
+            i += 1
+    out.append("]")
+    return i + 1
+
+
+_OUTSIDE_ESCAPES = {"s": f"[{_CLASS_SPACE}]", "S": f"[^{_CLASS_SPACE}]", "v": "\\x0b"}
+
+
+def _hyperscan_dialect(regex: str) -> bytes | None:
+    """``regex`` (RE2 syntax, already validated) rewritten so that Hyperscan matches it exactly
+    as RE2 does; None when that cannot be guaranteed (the atom then goes to RE2)."""
+    if "\x00" in regex:
+        return None  # the binding passes patterns as C strings
+    out: list[str] = []
+    i = 0
+    while i < len(regex):
+        c = regex[i]
+        if c == "\\":
+            esc = regex[i + 1]
+            if esc == "Q":
+                return None
+            out.append(_OUTSIDE_ESCAPES.get(esc, regex[i : i + 2]))
+            i += 2
+        elif c == "[":
+            end = _class_end(regex, i, out)
+            if end is None:
+                return None
+            i = end
+        elif c == "(" and (flags := _flag_group(regex, i)) is not None:
+            if "m" in flags or "U" in flags:
+                return None
+            out.append(c)
+            i += 1
+        else:
+            out.append("\\z" if c == "$" else c)
+            i += 1
+    return "".join(out).encode("utf-8", "surrogateescape")
+
+
+# ---------------------------------------------------------------- engines
+
+
+class _Matcher(Protocol):
+    def scan_into(self, data: bytes, found: set[int]) -> None:
+        """Add the group indices of the atoms that match ``data`` to ``found``."""
+
+
+def _collect(index: int, _start: int, _end: int, _flags: int, found: set[int]) -> None:
+    found.add(index)
+
+
+class _HyperscanMatcher:
+    """One block-mode Hyperscan database.
+
+    A scan needs a scratch space that no other scan uses at the same time, and the binding
+    releases the GIL while scanning, so each thread gets its own scratch, made on its first
+    scan. With one event loop per process that is one scratch per group."""
+
+    __slots__ = ("_db", "_local")
+
+    def __init__(self, db: Any) -> None:
+        self._db = db
+        self._local = threading.local()
+
+    def scan_into(self, data: bytes, found: set[int]) -> None:
+        scratch = getattr(self._local, "scratch", None)
+        if scratch is None:
+            assert _hs is not None
+            scratch = self._local.scratch = _hs.Scratch(self._db)
+        self._db.scan(data, match_event_handler=_collect, context=found, scratch=scratch)
+
+
+@dataclass(frozen=True)
+class _HsItem:
+    index: int
+    pattern: bytes
+    flags: int
+
+
+def _hs_flags(caseless: bool) -> int:
+    assert _hs is not None
+    flags = _hs.HS_FLAG_SINGLEMATCH | _hs.HS_FLAG_ALLOWEMPTY
+    return flags | _hs.HS_FLAG_CASELESS if caseless else flags
+
+
+def _hs_database(items: Sequence[_HsItem]) -> Any | None:
+    assert _hs is not None
+    db = _hs.Database(mode=_hs.HS_MODE_BLOCK)
+    try:
+        db.compile(
+            expressions=[item.pattern for item in items],
+            ids=[item.index for item in items],
+            elements=len(items),
+            flags=[item.flags for item in items],
+        )
+    except _hs.error:
+        return None
+    return db
+
+
+def _hs_partition(items: Sequence[_HsItem]) -> tuple[list[_HsItem], list[_HsItem]]:
+    """Split items that fail to compile together into (accepted, refused) by bisection: the
+    binding does not say which expression failed, and one compile per atom is slow."""
+    if len(items) == 1:
+        return [], list(items)
+    accepted: list[_HsItem] = []
+    refused: list[_HsItem] = []
+    mid = len(items) // 2
+    for half in (items[:mid], items[mid:]):
+        if _hs_database(half) is not None:
+            accepted += half
+        else:
+            ok, bad = _hs_partition(half)
+            accepted += ok
+            refused += bad
+    return accepted, refused
+
+
+def _compile_hyperscan(items: Sequence[_HsItem]) -> tuple[Any | None, list[_HsItem]]:
+    """One database for as many items as possible, and the items left to RE2."""
+    if not items:
+        return None, []
+    db = _hs_database(items)
+    if db is not None:
+        return db, []
+    accepted, refused = _hs_partition(items)
+    db = _hs_database(accepted) if accepted else None
+    return (db, refused) if db is not None else (None, list(items))
+
+
+_MAX_SET_MEM = 2 << 30
+
+
+def _compile_set(patterns: Sequence[bytes]) -> Any:
+    """An RE2::Set of ``patterns`` plus an always-matching sentinel at index len(patterns)."""
+    budget = max(8 << 20, len(patterns) * (16 << 10))
+    while True:
+        regex_set = re2.Set.SearchSet(_re2_options(budget))
+        for pattern in patterns:
+            regex_set.Add(pattern)
+        regex_set.Add(b"")
+        try:
+            regex_set.Compile()
+        except re2.error:
+            if budget >= _MAX_SET_MEM:
+                raise ValueError("patterns too large for one RE2 set") from None
+            budget *= 2
+        else:
+            return regex_set
+
+
+class _Re2Matcher:
+    """An RE2::Set over some atoms of a group.
+
+    RE2::Set has no NFA fallback: if its DFA runs out of memory Match() finds nothing, which the
+    binding does not tell apart from "no match". The sentinel does: when it is missing, the
+    value is searched with one RE2 per atom, compiled on first need (the only state this
+    class mutates after construction)."""
+
+    __slots__ = ("_indices", "_patterns", "_sentinel", "_set", "_singles")
+
+    def __init__(self, items: Sequence[tuple[int, bytes]]) -> None:
+        self._indices = tuple(index for index, _ in items)
+        self._patterns = tuple(pattern for _, pattern in items)
+        self._set = _compile_set(self._patterns)
+        self._sentinel = len(items)
+        self._singles: tuple[Any, ...] | None = None
+
+    def scan_into(self, data: bytes, found: set[int]) -> None:
+        hits = self._set.Match(data)
+        if hits is None or self._sentinel not in hits:
+            self.search_each(data, found)
+            return
+        indices, sentinel = self._indices, self._sentinel
+        found.update([indices[hit] for hit in hits if hit != sentinel])
+
+    def search_each(self, data: bytes, found: set[int]) -> None:
+        if self._singles is None:
+            self._singles = tuple(re2.compile(p, _OPTIONS) for p in self._patterns)
+        for index, regex in zip(self._indices, self._singles, strict=True):
+            if regex.search(data) is not None:
+                found.add(index)
+
+
+# ---------------------------------------------------------------- groups
+
+
+@dataclass(frozen=True, eq=False)
+class MatchGroup:
+    """One compiled multi-pattern matcher for a (field, transformation chain).
+
+    Immutable after construction and safe to share across requests."""
+
+    id: int
+    field_key: str
+    transforms: tuple[str, ...]
+    engine: str
+    """"hyperscan" when a Hyperscan database scans (most of) the atoms, else "re2"."""
+    atom_ids: tuple[int, ...]
+    """The ids of the atoms, in the order given to ``build_group``."""
+    fallback_ids: frozenset[int]
+    """Atoms Hyperscan was asked to take but RE2 matches instead."""
+    _matchers: tuple[_Matcher, ...] = field(repr=False)
+
+    def scan(self, values: Sequence[str]) -> frozenset[int]:
+        """The ids of the atoms that match at least one of ``values``."""
+        found: set[int] = set()
+        total = len(self.atom_ids)
+        if not total:
+            return frozenset()
+        for value in values:
+            data = value.encode("utf-8", "surrogateescape")
+            for matcher in self._matchers:
+                matcher.scan_into(data, found)
+            if len(found) == total:
+                break
+        ids = self.atom_ids
+        return frozenset([ids[index] for index in found])
+
+
+def _use_hyperscan(engine: str) -> bool:
+    if engine == "auto":
+        return HYPERSCAN_AVAILABLE
+    if engine == "hyperscan" and not HYPERSCAN_AVAILABLE:
+        raise ValueError("engine 'hyperscan' requested but the hyperscan module is missing")
+    if engine not in ("hyperscan", "re2"):
+        raise ValueError(f"unknown matcher engine {engine!r}: expected auto, hyperscan or re2")
+    return engine == "hyperscan"
+
+
+def _check_atoms(atoms: Sequence[Atom]) -> None:
+    if len({atom.id for atom in atoms}) != len(atoms):
+        raise ValueError("atom ids must be unique within a group")
+    for atom in atoms:
+        if (reason := validate_regex(atom.regex)) is not None:
+            raise ValueError(f"atom {atom.id} ({atom.regex!r}): {reason}")
+
+
+def build_group(
+    id: int,
+    field_key: str,
+    transforms: tuple[str, ...],
+    atoms: Sequence[Atom],
+    *,
+    engine: str = "auto",
+) -> MatchGroup:
+    """Compile ``atoms`` (validated with ``validate_regex``; ValueError otherwise) into one
+    matcher. engine: "auto" (Hyperscan when importable), "hyperscan" or "re2"."""
+    _check_atoms(atoms)
+    use_hyperscan = _use_hyperscan(engine)
+    hs_items: list[_HsItem] = []
+    re2_indices: list[int] = []
+    for index, atom in enumerate(atoms):
+        dialect = _hyperscan_dialect(atom.regex) if use_hyperscan else None
+        if dialect is None:
+            re2_indices.append(index)
+        else:
+            hs_items.append(_HsItem(index, dialect, _hs_flags(atom.caseless)))
+    db, refused = _compile_hyperscan(hs_items)
+    re2_indices = sorted(re2_indices + [item.index for item in refused])
+    matchers: list[_Matcher] = [_HyperscanMatcher(db)] if db is not None else []
+    if re2_indices:
+        items = [(i, _pattern_bytes(atoms[i].regex, atoms[i].caseless)) for i in re2_indices]
+        matchers.append(_Re2Matcher(items))
+    return MatchGroup(
+        id=id,
+        field_key=field_key,
+        transforms=transforms,
+        engine="hyperscan" if db is not None else "re2",
+        atom_ids=tuple(atom.id for atom in atoms),
+        fallback_ids=frozenset(atoms[i].id for i in re2_indices) if use_hyperscan else frozenset(),
+        _matchers=tuple(matchers),
+    )
