@@ -1,0 +1,1 @@
+"""The admin API: /metrics, /healthz, /readyz (bound to loopback unless a token is set)."""
