@@ -84,7 +84,14 @@ def build_proxy_app(
     app[AppKeys.runtime_ref] = runtime_ref
     app[AppKeys.metrics] = metrics
     app[AppKeys.decision_log] = decision_log
+    app.on_response_prepare.append(_server_header)
     return app
+
+
+async def _server_header(request: web.Request, response: web.StreamResponse) -> None:
+    """aiohttp would announce its own and Python's versions; say only what answered."""
+    if "Server" not in response.headers:
+        response.headers["Server"] = "wafproxy"
 
 
 # -- the guarded protocol --------------------------------------------------------------------------

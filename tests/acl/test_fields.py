@@ -320,7 +320,7 @@ def test_keys_tell_unequal_fields_apart() -> None:
         ),
         (
             "{single_header: {nam: x}}",
-            "rules.yaml:1:30: field.single_header.nam: unknown key 'nam'; expected one of name;"
+            "rules.yaml:1:25: field.single_header.nam: unknown key 'nam'; expected one of name;"
             " did you mean 'name'?",
         ),
         ("single_header", "rules.yaml:1:8: field.single_header: missing required key 'name'"),

@@ -81,6 +81,7 @@ class Sources:
     bodies: dict[str, CustomResponse] = field(default_factory=dict)
     errors: list[ConfigError] = field(default_factory=list)
     used_sets: set[str] = field(default_factory=set)
+    used_groups: set[str] = field(default_factory=set)
 
 
 def managed_rules_dir() -> Path:
@@ -111,12 +112,33 @@ def load_rule_files(paths: Sequence[Path | str], extra: Sequence[Node] = ()) -> 
         if acl is not None:
             acls[name] = acl
             warnings.extend(acl.warnings)
+    _check_unreferenced_groups(sources)
     if not sources.acls and not sources.errors:
         sources.errors.append(ConfigError(None, "", "no web_acl defined in the rule files"))
     warnings.extend(_unused_set_warnings(sources))
     if sources.errors:
-        raise ConfigErrors(sources.errors)
+        raise ConfigErrors(_unique_in_file_order(sources.errors))
     return RuleSet(acls=acls, files=files, warnings=tuple(warnings))
+
+
+def _check_unreferenced_groups(sources: Sources) -> None:
+    """A custom group no ACL references is still checked, so its errors don't wait for its
+    first use."""
+    from wafproxy.acl.rules import compile_rule_list
+
+    for name, node in sources.groups.items():
+        if name not in sources.used_groups:
+            c = Compiler(sources, f"rulegroup:{name}")
+            compile_rule_list(node.map().get("rules"), c, f"rulegroup:{name}", in_group=True)
+
+
+def _unique_in_file_order(errors: Sequence[ConfigError]) -> list[ConfigError]:
+    """A group referenced twice is compiled twice: report each of its errors once."""
+    unique = {str(e): e for e in errors}
+    return sorted(
+        unique.values(),
+        key=lambda e: (e.mark.file, e.mark.line, e.mark.col) if e.mark else ("", 0, 0),
+    )
 
 
 def _managed_files() -> list[Path]:
@@ -219,7 +241,7 @@ def _regex_set(node: Node) -> tuple[str, ...]:
         regex = item.str()
         reason = validate_regex(regex)
         if reason:
-            raise item.error(f"invalid regex: {reason}")
+            raise item.error(_regex_error(reason))
         out.append(regex)
     return tuple(out)
 
@@ -277,7 +299,7 @@ class Compiler:
     ) -> AtomRef:
         reason = validate_regex(regex)
         if reason:
-            raise node.error(f"invalid regex: {reason}")
+            raise node.error(_regex_error(reason))
         key = (fld.key, chain.names, regex, caseless)
         if key in self._atom_ids:
             return self._atom_ids[key]
@@ -320,8 +342,13 @@ class Compiler:
 
     def scan_inputs(self) -> tuple[ScanInput, ...]:
         return tuple(
-            ScanInput(fld, chain.names, chain.fns) for fld, chain, _ in self._pending.values()
+            ScanInput(fld, chain.names, chain.fns, tuple(a.regex for a in atoms))
+            for fld, chain, atoms in self._pending.values()
         )
+
+
+def _regex_error(reason: str) -> str:
+    return reason if reason.startswith("invalid regex") else f"invalid regex: {reason}"
 
 
 def _missing(kind: str, name: str, table: Mapping[str, object]) -> str:

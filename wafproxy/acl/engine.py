@@ -142,6 +142,8 @@ def field_values(
     key = (fld.key, names)
     cached = ctx.values.get(key)
     if cached is not None:
+        if ctx.trace is not None:
+            ctx.trace("values", (fld.key, names, cached))
         return cached
     if not names:
         values: Sequence[str] = fld.extract(req)

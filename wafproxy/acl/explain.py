@@ -40,7 +40,8 @@ def explain(acl: WebAcl, req: WafRequest, out: Callable[[str], None]) -> Verdict
         elif kind == "atom":
             slot, atom, hit = cast("tuple[int, int, bool]", data)
             group = acl.match_groups[slot]
-            regex = _atom_regex(group, atom)
+            patterns = acl.scan_inputs[slot].patterns
+            regex = patterns[atom] if 0 <= atom < len(patterns) else f"#{atom}"
             verdict = "MATCH" if hit else "no match"
             pending.append(f"      pattern {regex!r} on {group.field_key}: {verdict}")
         elif kind == "rule":
@@ -50,6 +51,9 @@ def explain(acl: WebAcl, req: WafRequest, out: Callable[[str], None]) -> Verdict
         elif kind == "scope_down":
             skipped, _ = cast("tuple[Rule, bool]", data)
             out(f"  group {skipped.name}: scope-down statement did not match; group skipped")
+            for line in pending:
+                out(line)
+            pending.clear()
 
     ctx.trace = trace
     verdict = evaluate(acl, req, ctx=ctx)
@@ -71,13 +75,6 @@ def _print_rule(
         out(line)
     if matched and rule.labels:
         out(f"      labels added: {', '.join(rule.labels)}")
-
-
-def _atom_regex(group: object, atom: int) -> str:
-    atoms = getattr(group, "atoms", None)
-    if atoms is not None and 0 <= atom < len(atoms):
-        return str(atoms[atom].regex)
-    return f"#{atom}"
 
 
 def _show(values: Sequence[str]) -> str:

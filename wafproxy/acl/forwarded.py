@@ -1,7 +1,7 @@
 """forwarded_ip_config: take the address to inspect from a header instead of the client address.
 
-As in AWS WAF: a missing header or an invalid address applies ``fallback_behavior``; position
-``any`` inspects at most the last 10 addresses.
+As in AWS WAF: when the header is missing the statement does not match; an invalid address
+applies ``fallback_behavior``; position ``any`` inspects at most the last 10 addresses.
 """
 
 from __future__ import annotations
@@ -36,12 +36,13 @@ def compile_forwarded_ip(node: Node | None, *, with_position: bool) -> Forwarded
 
 
 def request_ips(req: WafRequest, fwd: ForwardedIp | None) -> tuple[str, ...] | None:
-    """The addresses to inspect; None means "apply the fallback"."""
+    """The addresses to inspect (none when the header is missing); None means "apply the
+    fallback" (the header holds something that is not an address)."""
     if fwd is None:
         return (req.client_ip,)
     value = req.header(fwd.header_name)
     if value is None:
-        return None
+        return ()
     parts = [p.strip() for p in value.split(",")]
     if fwd.position == "first":
         parts = parts[:1]

@@ -128,6 +128,8 @@ class ScanInput:
     field: Field
     names: tuple[str, ...]
     fns: tuple[Transform, ...]
+    patterns: tuple[str, ...] = ()
+    """The regex of each atom, by atom id (for ``explain``)."""
 
 
 @dataclass(frozen=True)

@@ -159,6 +159,7 @@ def _custom_group(node: Node, c: Compiler) -> RuleGroup:
         from wafproxy.acl.compile import _missing
 
         raise opts["ref"].error(_missing("rule group", name, c.sources.groups))
+    c.sources.used_groups.add(name)
     root = c.sources.groups[name]
     rules = compile_rule_list(root.map().get("rules"), c, f"rulegroup:{name}", in_group=True)
     rules = _apply_overrides(rules, opts.get("rule_action_overrides"), c)

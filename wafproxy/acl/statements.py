@@ -27,6 +27,12 @@ StatementFactory = Callable[[Node, "Compiler"], Statement]
 STATEMENTS: Registry[StatementFactory] = Registry("statement")
 
 TRANSFORM_COST = 10
+CONSTRAINTS = ["contains", "exactly", "starts_with", "ends_with", "contains_word"]
+_WORD_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
+
+
+def _is_word(value: str) -> bool:
+    return set(value) <= _WORD_CHARS
 
 
 def _cost(base: int, chain: Chain) -> int:
@@ -59,10 +65,12 @@ def byte_match(node: Node, c: Compiler) -> Statement:
     opts = node.fields(required=["field", "constraint", "value"], optional=["transforms"])
     fld = c.field(opts["field"])
     chain = c.chain(opts.get("transforms"))
-    constraint = Constraint(opts["constraint"].one_of([k.value for k in Constraint]))
+    constraint = Constraint(opts["constraint"].one_of(CONSTRAINTS))
     value = opts["value"].str()
     if not value:
         raise opts["value"].expected("a non-empty string")
+    if constraint is Constraint.CONTAINS_WORD and not _is_word(value):
+        raise opts["value"].expected("a word of letters, digits and '_' for contains_word")
     if len(value) > 200:
         raise opts["value"].expected("at most 200 characters")
     ref = c.atom(fld, chain, literal_regex(value, constraint), opts["value"])
@@ -230,11 +238,12 @@ class GeoMatch:
             assert self.forwarded is not None
             return self.forwarded.fallback_match
         origin = "forwardedip" if self.forwarded else "clientip"
+        geo = ctx.geo or self.geo
         for ip in ips[:1]:
             if self.asn:
-                number = self.geo.asn(ip)
+                number = geo.asn(ip)
                 return number is not None and str(number) in self.values
-            country = self.geo.country(ip)
+            country = geo.country(ip)
             if country is None:
                 return False
             label = f"awswaf:{origin}:geo:country:{country}"
@@ -276,19 +285,31 @@ def asn_match(node: Node, c: Compiler) -> Statement:
 @dataclass(frozen=True)
 class LabelMatch:
     key: str
+    context: str
+    """"" for a fully qualified key; else the namespace of the rule's ACL or group plus ':'."""
     namespace: bool
     capacity: int = 1
 
     def matches(self, req: WafRequest, ctx: EvalContext) -> bool:
+        return any(self._matches(label) for label in ctx.labels)
+
+    def _matches(self, label: str) -> bool:
+        if not label.startswith(self.context):
+            return False
+        rest = label[len(self.context) :]
         if self.namespace:
-            return any(label.startswith(self.key) for label in ctx.labels)
-        return self.key in ctx.labels
+            return rest.startswith(self.key)
+        if not self.context:
+            return rest == self.key
+        return rest == self.key or rest.endswith(":" + self.key)
 
 
 @STATEMENTS.register("label_match")
 def label_match(node: Node, c: Compiler) -> Statement:
-    """A label added by an earlier rule. A key that is not fully qualified is looked up in the
-    namespace of the rule's own ACL or group, as AWS WAF does.
+    """A label added by an earlier rule, as AWS WAF matches them: a fully qualified key must
+    equal the label; any other key is looked up among the labels of the rule's own ACL or
+    group, and may leave out leading namespaces (``sqli`` finds ``attack:sqli``).
+    ``scope: namespace`` matches every label under the namespace.
 
     ``label_match: {scope: label, key: attack:sqli}``
     """
@@ -299,11 +320,11 @@ def label_match(node: Node, c: Compiler) -> Statement:
     key = opts["key"].str()
     if not key or any(not ch.isalnum() and ch not in "_-:" for ch in key):
         raise opts["key"].expected("a label of letters, digits, '_', '-' and ':'")
-    if not key.startswith(QUALIFIED_PREFIXES) and c.namespace:
-        key = f"{c.namespace}:{key}"
+    own = f"{c.namespace}:" if c.namespace else ""
+    qualified = key.startswith(QUALIFIED_PREFIXES) or (own and key.startswith(own))
     if scope == "namespace" and not key.endswith(":"):
         key += ":"
-    return LabelMatch(key, scope == "namespace")
+    return LabelMatch(key, "" if qualified else own, scope == "namespace")
 
 
 @dataclass(frozen=True)

@@ -28,12 +28,20 @@ _BOOL = {"true": True, "false": False, "yes": True, "no": False, "on": True, "of
 class Node:
     """One YAML value with its position and its path from the document root."""
 
-    __slots__ = ("mark", "path", "value")
+    __slots__ = ("key_marks", "mark", "path", "value")
 
-    def __init__(self, value: Scalar | list[Node] | dict[str, Node], mark: Mark, path: str) -> None:
+    def __init__(
+        self,
+        value: Scalar | list[Node] | dict[str, Node],
+        mark: Mark,
+        path: str,
+        key_marks: dict[str, Mark] | None = None,
+    ) -> None:
         self.value = value
         self.mark = mark
         self.path = path
+        self.key_marks = key_marks
+        """For a mapping: where each key is written (errors about a key point at the key)."""
 
     # -- errors -------------------------------------------------------------------------------
     def error(self, message: builtins.str) -> ConfigError:
@@ -80,10 +88,10 @@ class Node:
         """The mapping, after checking that required keys are there and no other keys are."""
         items = self.map()
         req = list(required)
-        allowed = [*req, *optional]
+        allowed = list(dict.fromkeys([*req, *optional]))
         for key, child in items.items():
             if key not in allowed:
-                raise child.key_error(key, allowed)
+                raise self.key_error(key, allowed)
         for key in req:
             if key not in items:
                 raise self.error(f"missing required key {key!r}")
@@ -94,9 +102,10 @@ class Node:
 
         close = difflib.get_close_matches(key, allowed, n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""
-        return ConfigError(
-            self.mark, self.path, f"unknown key {key!r}; expected one of {', '.join(allowed)}{hint}"
-        )
+        mark = (self.key_marks or {}).get(key, self.mark)
+        path = f"{self.path}.{key}" if self.path else key
+        message = f"unknown key {key!r}; expected one of {', '.join(allowed)}{hint}"
+        return ConfigError(mark, path, message)
 
     def single_key(self, what: builtins.str) -> tuple[builtins.str, Node]:
         """A mapping with exactly one key, e.g. ``{byte_match: {...}}``, or a bare string."""
@@ -218,6 +227,7 @@ class _Builder:
 
     def build_map(self, node: yaml.MappingNode, path: str) -> Node:
         items: dict[str, Node] = {}
+        key_marks: dict[str, Mark] = {}
         for key_node, value_node in node.value:
             if not isinstance(key_node, yaml.ScalarNode):
                 raise ConfigError(self.mark(key_node), path, "expected a plain key")
@@ -228,7 +238,8 @@ class _Builder:
             if key in items:
                 raise ConfigError(self.mark(key_node), child_path, f"duplicate key {key!r}")
             items[key] = self.build(value_node, child_path)
-        return Node(items, self.mark(node), path)
+            key_marks[key] = self.mark(key_node)
+        return Node(items, self.mark(node), path, key_marks)
 
 
 def _scalar(node: yaml.ScalarNode) -> Scalar:
@@ -237,7 +248,8 @@ def _scalar(node: yaml.ScalarNode) -> Scalar:
     if tag.endswith(":null"):
         return None
     if tag.endswith(":bool"):
-        return _BOOL[text.lower()]
+        # YAML 1.1 reads yes/no/on/off as booleans; a rule named "no" should stay a name
+        return _BOOL[text.lower()] if text.lower() in ("true", "false") else text
     if tag.endswith(":int"):
         try:
             return int(text.replace("_", ""), 0)

@@ -1,0 +1,128 @@
+"""The libinjection wrapper: agrees with the libinjection binding, and the claim its XSS short cut
+rests on (no '<', '=' or ':' means libinjection never reports XSS)."""
+
+from __future__ import annotations
+
+import libinjection
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from wafproxy.acl.attacks import (
+    MAX_CACHED_LEN,
+    _strip_sql_comments,
+    is_sqli,
+    is_xss,
+    raw_sqli,
+    raw_xss,
+)
+
+SQLI = [
+    "' or 1=1--", "1' OR '1'='1", "1 union select username, password from users",
+    "1; DROP TABLE users", "admin'--", "1) or sleep(5)#", "' UNION ALL SELECT NULL,NULL--",
+    "1 AND 1=1", "-1' union select 1,@@version--",
+]  # fmt: skip
+XSS = [
+    "<script>alert(1)</script>", "<img src=x onerror=alert(1)>", "<svg/onload=alert(1)>",
+    "\"><script>alert(document.cookie)</script>", "<a href=\"javascript:alert(1)\">x</a>",
+    "' onmouseover='alert(1)", "<iframe src=javascript:alert(1)>", "<body onload=alert(1)>",
+]  # fmt: skip
+BENIGN = [
+    "O'Brien", "D'Angelo's pizza", "john.smith@example.com", "hello world", "rock & roll",
+    "2 + 2 = 4", "price<100", "a=b", "https://example.com/path?x=1", "¿Qué tal?", "it's 5 o'clock",
+    "select a plan", "union station", "", "1", "-- just dashes --", "<b>bold</b>",
+]  # fmt: skip
+ALL = SQLI + XSS + BENIGN
+
+
+def binding_sqli(value: str) -> bool:
+    return bool(libinjection.is_sql_injection(value)["is_sqli"])
+
+
+def binding_xss(value: str) -> bool:
+    return bool(libinjection.is_xss(value)["is_xss"])
+
+
+@pytest.mark.parametrize("value", ALL)
+def test_wrapper_agrees_with_the_binding(value: str) -> None:
+    assert is_sqli(value) is binding_sqli(value)
+    assert is_xss(value) is binding_xss(value)
+    data = value.encode()
+    assert raw_sqli(data) is binding_sqli(value)
+    assert raw_xss(data) is binding_xss(value)
+
+
+@pytest.mark.parametrize("value", SQLI)
+def test_sql_injection_is_detected(value: str) -> None:
+    assert is_sqli(value)
+    assert is_sqli(value, high=True)
+
+
+@pytest.mark.parametrize("value", XSS)
+def test_xss_is_detected(value: str) -> None:
+    assert is_xss(value)
+
+
+@pytest.mark.parametrize("value", BENIGN)
+def test_benign_values_pass(value: str) -> None:
+    assert not is_sqli(value)
+    assert not is_sqli(value, high=True)
+
+
+def test_javascript_url_alone_is_not_xss_for_libinjection() -> None:
+    """A bare ``javascript:`` value is only XSS inside an attribute; both sides agree on it."""
+    assert is_xss("javascript:alert(1)") is binding_xss("javascript:alert(1)")
+
+
+def test_high_sensitivity_looks_through_comments() -> None:
+    split = "1 UN/**/ION SEL/**/ECT 1,2"
+    assert _strip_sql_comments(split) == "1 UNION SELECT 1,2"
+    assert not is_sqli(split)
+    assert is_sqli(split, high=True)
+    assert _strip_sql_comments("a/*unterminated") == "a"
+    assert not is_sqli("/* just a comment */", high=True)
+
+
+def test_cached_and_uncached_values_give_the_same_answer() -> None:
+    long_attack = "x" * (MAX_CACHED_LEN + 10) + "' or 1=1--"
+    for value in ("' or 1=1--", "O'Brien", long_attack, "<script>x</script>"):
+        assert is_sqli(value) is is_sqli(value) is binding_sqli(value)
+        assert is_xss(value) is is_xss(value) is binding_xss(value)
+
+
+def test_undecodable_bytes_from_the_wire_are_fine() -> None:
+    """Bodies are decoded with surrogateescape; the detectors must take such text."""
+    value = b"\xff\xfe' or 1=1--".decode("utf-8", "surrogateescape")
+    assert is_sqli(value)
+    assert not is_xss(b"\xff\xfe hello".decode("utf-8", "surrogateescape"))
+
+
+# -- the claim in attacks.py's docstring ----------------------------------------------------------
+HTML_BITS = [
+    "'", '"', "`", " ", "\t", "\n", "\r", "\x0b", "\x0c", "\x00", "/", ">", "!", "-", "--", "?",
+    "&", "#", ";", "\\", "(", ")", "x", "onload", "onerror", " onclick", "style", "src", "href",
+    "javascript", "vbscript", "data", "script", "DOCTYPE", "[if", "xml", "import", "expression(",
+    "alert(1)", "%3C", "&lt;", "&#60;", "\u00a0", "\uff1c", "\u2028", "srcdoc", "formaction",
+]  # fmt: skip
+NO_TRIGGERS = st.characters(exclude_characters="<=:", exclude_categories=["Cs"])
+TEXT_WITHOUT_TRIGGERS = st.one_of(
+    st.text(NO_TRIGGERS, max_size=60),
+    st.lists(st.one_of(st.sampled_from(HTML_BITS), st.text(NO_TRIGGERS, max_size=3)),
+             max_size=16).map("".join),
+)  # fmt: skip
+
+
+@settings(max_examples=400, deadline=None)
+@given(TEXT_WITHOUT_TRIGGERS)
+def test_no_xss_without_angle_bracket_equals_or_colon(value: str) -> None:
+    """attacks.is_xss skips values without '<', '=' and ':'; libinjection must agree.
+    A counterexample here means the short cut lets XSS through."""
+    assert not binding_xss(value), value
+    assert not raw_xss(value.encode("utf-8")), value
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=60))
+def test_wrapper_agrees_with_the_binding_on_any_text(value: str) -> None:
+    assert is_sqli(value) is binding_sqli(value)
+    assert is_xss(value) is binding_xss(value)

@@ -1,0 +1,106 @@
+"""Keep bench/ from rotting: run each benchmark script in a tiny mode and read its report."""
+
+from __future__ import annotations
+
+import importlib
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parent.parent / "bench"
+WRK_SAMPLE = """\
+Running 1s test @ http://127.0.0.1:8080/
+  1 threads and 32 connections
+  Latency Distribution
+     50%  850.00us
+     75%    1.20ms
+     90%    1.70ms
+     99%    1.25s
+  6000 requests in 1.00s, 1.00MB read
+{extra}Requests/sec:   6000.50
+Transfer/sec:      1.00MB
+WRKDONE requests=6000 status_errors={errors} connect=0 read=0 write=0 timeout=0
+"""
+
+needs_wrk = pytest.mark.skipif(
+    shutil.which("wrk") is None or shutil.which("taskset") is None,
+    reason="wrk and taskset needed: apt-get install -y wrk",
+)
+
+
+def run_script(name: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(BENCH / name), *args],
+        capture_output=True, text=True, timeout=timeout,
+    )  # fmt: skip
+
+
+def report_rows(stdout: str) -> dict[tuple[str, str], list[str]]:
+    """(system, shape) -> the row's cells, from the plain table."""
+    rows = {}
+    for line in stdout.splitlines():
+        cells = line.split()
+        if len(cells) > 2 and cells[1] in ("R1", "R2"):
+            rows[(cells[0], cells[1])] = cells
+    return rows
+
+
+def test_wrk_report_is_read_and_non_2xx_invalidates(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.syspath_prepend(str(BENCH))
+    parse_wrk = importlib.import_module("wrkrun").parse_wrk
+
+    good = parse_wrk(WRK_SAMPLE.format(extra="", errors=0))
+    assert good.valid
+    assert (good.requests_per_s, good.p50_ms, good.p99_ms) == (6000.5, 0.85, 1250.0)
+    bad = parse_wrk(WRK_SAMPLE.format(extra="  Non-2xx or 3xx responses: 7\n", errors=7))
+    assert bad.problems == ("7 non-2xx answers",)
+    assert not parse_wrk("Requests/sec: 10\n").valid
+
+
+@needs_wrk
+def test_throughput_baselines_run() -> None:
+    done = run_script(
+        "throughput.py", "--duration", "1", "--runs", "1", "--warmup", "0",
+        "--systems", "upstream,bare", "--shapes", "R2",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    rows = report_rows(done.stdout)
+    assert set(rows) == {("upstream", "R2"), ("bare", "R2")}
+    assert all("1/1" in row for row in rows.values())
+    assert rows[("bare", "R2")][6] == "1.00"  # the ratio column
+    assert float(rows[("upstream", "R2")][2].replace(",", "")) > 0
+
+
+@needs_wrk
+@pytest.mark.slow
+def test_throughput_every_system_runs() -> None:
+    done = run_script(
+        "throughput.py", "--duration", "1", "--runs", "1", "--warmup", "0", timeout=600
+    )
+    assert done.returncode == 0, done.stderr
+    rows = report_rows(done.stdout)
+    assert len(rows) == 14
+    assert all("1/1" in row for row in rows.values())
+    logged = [rows[(s, "R1")][-1] for s in ("waf-empty", "waf-default", "waf-default-logfile")]
+    assert all(int(n.replace(",", "")) > 0 for n in logged), logged
+
+
+def test_throughput_rejects_unknown_system() -> None:
+    done = run_script("throughput.py", "--systems", "nginx")
+    assert done.returncode != 0
+    assert "nginx" in done.stderr
+
+
+def test_engine_runs() -> None:
+    done = run_script(
+        "engine.py", "--iterations", "20", "--scale-iterations", "20", "--warmup", "2",
+        "--sizes", "10,30",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "R2 (shape)" in done.stdout
+    assert "BLOCK" in done.stdout  # the attack probes
+    for layout in ("rules", "patterns"):
+        assert any(line.split()[:2] == [layout, "30"] for line in done.stdout.splitlines())
