@@ -1,9 +1,9 @@
 """The exception tree.
 
-    WafProxyError
-      ConfigError          a config or rule file is wrong; carries file:line:col and a path
-        ConfigErrors       several ConfigError at once (``wafproxy check`` prints them all)
-      EvaluationError      a statement failed at request time (``on_error`` decides)
+WafProxyError
+  ConfigError          a config or rule file is wrong; carries file:line:col and a path
+    ConfigErrors       several ConfigError at once (``wafproxy check`` prints them all)
+  EvaluationError      a statement failed at request time (``on_error`` decides)
 """
 
 from __future__ import annotations

@@ -48,9 +48,7 @@ def build_ip_set(name: str, cidrs: Iterable[str]) -> IpSet:
             raise ValueError(f"not an IP address or CIDR: {text!r}") from exc
         count += 1
         if isinstance(net, ipaddress.IPv6Network) and net.subnet_of(_V4_MAPPED):
-            net = ipaddress.ip_network(
-                f"{net.network_address.ipv4_mapped}/{net.prefixlen - 96}"
-            )
+            net = ipaddress.ip_network(f"{net.network_address.ipv4_mapped}/{net.prefixlen - 96}")
         span = (int(net.network_address), int(net.broadcast_address))
         (v4 if net.version == 4 else v6).append(span)
     s4, e4 = _merge(v4)

@@ -89,7 +89,7 @@ class Node:
         items = self.map()
         req = list(required)
         allowed = list(dict.fromkeys([*req, *optional]))
-        for key, child in items.items():
+        for key in items:
             if key not in allowed:
                 raise self.key_error(key, allowed)
         for key in req:
