@@ -352,3 +352,17 @@ def test_the_shipped_default_acl_compiles_cleanly() -> None:
     assert rule_set.warnings == ()
     assert rule_set.acls["default"].capacity > 0
     assert os.path.basename(rule_set.files[0]) == "default.yaml"
+
+
+def test_rules_after_a_catch_all_are_reported_unreachable(tmp_path: Path) -> None:
+    path = tmp_path / "rules.yaml"
+    path.write_text(
+        "web_acl: w\ndefault_action: allow\nrules:\n"
+        "  - name: everything\n    priority: 1\n    action: block\n"
+        "    statement: {size_constraint: {field: uri_path, comparison_operator: ge, size: 0}}\n"
+        "  - name: later\n    priority: 2\n    action: count\n"
+        "    statement: {byte_match: {field: uri_path, constraint: contains, value: x}}\n"
+    )
+    warnings = load_rule_files([path]).warnings
+    assert len(warnings) == 1
+    assert "rules.yaml:8:5: rule 'later' (priority 2) is unreachable" in warnings[0]
