@@ -1,7 +1,7 @@
 """Warnings ``wafproxy check`` prints about rules that can never decide anything.
 
 - shadowed: an earlier terminating rule has exactly the same statement;
-- unreachable: an earlier terminating rule matches every request (e.g. ``size_constraint`` ``ge 0``),
+- unreachable: an earlier terminating rule matches every request (``size_constraint ge 0``),
   so no rule after it ever runs.
 """
 
