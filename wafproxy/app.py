@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from aiohttp.http import SERVER_SOFTWARE
 from aiohttp.http_exceptions import BadHttpMethod, LineTooLong
 from aiohttp.typedefs import Handler
 from aiohttp.web_protocol import RequestHandler
@@ -89,8 +90,9 @@ def build_proxy_app(
 
 
 async def _server_header(request: web.Request, response: web.StreamResponse) -> None:
-    """aiohttp would announce its own and Python's versions; say only what answered."""
-    if "Server" not in response.headers:
+    """aiohttp fills in its own and Python's versions where no Server header was set (ours, or
+    an upstream's that sent none): announce no versions."""
+    if response.headers.get("Server") == SERVER_SOFTWARE:
         response.headers["Server"] = "wafproxy"
 
 
