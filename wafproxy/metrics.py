@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
+from typing import Any
 
 from prometheus_client import (
     CollectorRegistry,
@@ -139,6 +140,7 @@ class Metrics:
             ["reason"],
             registry=reg,
         )
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         self._prime_fixed_labels()
 
     def _prime_fixed_labels(self) -> None:
@@ -148,11 +150,20 @@ class Metrics:
         for reason in BAD_REQUEST_REASONS:
             self.bad_requests.labels(reason=reason)
 
+    def child(self, metric: Any, *labels: str) -> Any:
+        """``metric.labels(*labels)``, remembered: prometheus_client's own lookup takes a lock
+        and builds a tuple on every call, and the label sets here are bounded by the config."""
+        key = (id(metric), labels)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = metric.labels(*labels)
+        return found
+
     def observe_verdict(self, route: str, acl: str, verdict: Verdict, seconds: float) -> None:
-        self.requests.labels(route, acl, verdict.action.value).inc()
+        self.child(self.requests, route, acl, verdict.action.value).inc()
         for match in verdict.matches:
-            self.rule_matches.labels(acl, match.rule, match.action.value).inc()
-        self.waf_seconds.labels(acl).observe(seconds)
+            self.child(self.rule_matches, acl, match.rule, match.action.value).inc()
+        self.child(self.waf_seconds, acl).observe(seconds)
 
     def exposition(self) -> tuple[bytes, str]:
         """(body, content type) for GET /metrics; all worker processes summed in multiprocess
