@@ -30,6 +30,8 @@ from typing import Any, Protocol
 
 import re2
 
+from wafproxy.acl.hscache import cache_key, cached_database
+
 try:
     import hyperscan as _hs
 except ImportError:  # pragma: no cover - platforms without a Hyperscan wheel
@@ -271,18 +273,23 @@ def _hs_flags(caseless: bool) -> int:
 
 
 def _hs_database(items: Sequence[_HsItem]) -> Any | None:
-    assert _hs is not None
-    db = _hs.Database(mode=_hs.HS_MODE_BLOCK)
-    try:
-        db.compile(
-            expressions=[item.pattern for item in items],
-            ids=[item.index for item in items],
-            elements=len(items),
-            flags=[item.flags for item in items],
-        )
-    except _hs.error:
-        return None
-    return db
+    """A compiled database, or None when Hyperscan refuses the set (cached: see hscache)."""
+    hs = _hs
+    assert hs is not None
+    expressions = [item.pattern for item in items]
+    ids = [item.index for item in items]
+    flags = [item.flags for item in items]
+
+    def compile_db() -> Any | None:
+        db = hs.Database(mode=hs.HS_MODE_BLOCK)
+        try:
+            db.compile(expressions=expressions, ids=ids, elements=len(items), flags=flags)
+        except hs.error:
+            return None
+        return db
+
+    key = cache_key(str(getattr(hs, "__version__", "")), expressions, ids, flags)
+    return cached_database(key, compile_db, hs.dumpb, lambda data: hs.loadb(data, hs.HS_MODE_BLOCK))
 
 
 def _hs_partition(items: Sequence[_HsItem]) -> tuple[list[_HsItem], list[_HsItem]]:
