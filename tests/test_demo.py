@@ -339,6 +339,7 @@ SERVICE_CONFIG_KEYS = {
     "request_id",
     "admin",
     "decision_log",
+    "state",
 }
 
 

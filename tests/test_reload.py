@@ -20,7 +20,7 @@ from wafproxy.config.model import load_service_config
 from wafproxy.metrics import Metrics
 
 if TYPE_CHECKING:
-    from conftest import RunningProxy, UpstreamServer
+    from conftest import RunningProxy, StartProxy, UpstreamServer
 
 pytestmark = pytest.mark.integration
 
@@ -77,6 +77,25 @@ async def test_rule_file_change_reloads(
     assert await status(client, proxy.url + "/blocked") == 404
     assert proxy.server.metrics is not None
     assert reloads(proxy.server.metrics, "error") == 0
+
+
+async def test_ip_list_file_change_reloads(
+    start_proxy: StartProxy, client: aiohttp.ClientSession, rules_dir: Path
+) -> None:
+    """IP lists read by a rule file (``ip_sets: {x: {file: ...}}``) are watched too."""
+    (rules_dir / "deny.txt").write_text("# nobody yet\n192.0.2.1\n")
+    (rules_dir / "deny.yaml").write_text(
+        "web_acl: deny\ndefault_action: allow\n"
+        "ip_sets: {denied: {file: deny.txt}}\n"
+        "rules:\n  - name: deny\n    priority: 1\n    action: block\n"
+        "    statement: {ip_set: {ref: denied}}\n"
+    )
+    routes = [{"upstream": "app", "web_acl": "deny"}]
+    proxy = await start_proxy({"rules": [str(rules_dir / "deny.yaml")], "routes": routes})
+    assert await status(client, proxy.url + "/status/200") == 200
+    (rules_dir / "deny.txt").write_text("127.0.0.0/8  # loopback\n")
+    await wait_for_reloads(proxy, "success", 1)
+    assert await status(client, proxy.url + "/status/200") == 403
 
 
 async def test_config_file_change_reloads(
@@ -155,7 +174,7 @@ async def test_listener_change_needs_a_restart(
 async def test_sighup_reloads_what_the_watcher_does_not_see(
     tmp_path: Path, upstream: UpstreamServer
 ) -> None:
-    """The IP list is read by the rule file but not watched: only SIGHUP picks it up."""
+    """An edit the watcher cannot see (same size, mtime put back): only SIGHUP picks it up."""
     ips = tmp_path / "deny.txt"
     ips.write_text("192.0.2.1\n")
     rules = tmp_path / "deny.yaml"
@@ -190,7 +209,9 @@ async def test_sighup_reloads_what_the_watcher_does_not_see(
                 break
             except aiohttp.ClientConnectionError:
                 await asyncio.sleep(0.05)
+        before = ips.stat()
         ips.write_text("127.0.0.1\n")
+        os.utime(ips, ns=(before.st_atime_ns, before.st_mtime_ns))
         await asyncio.sleep(1.5)
         assert await status(client, url) == 200  # the watcher did not reload
         os.kill(os.getpid(), signal.SIGHUP)

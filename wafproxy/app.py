@@ -32,9 +32,13 @@ from prometheus_client import values
 from wafproxy.admin.app import build_admin_app
 from wafproxy.config.model import Address, Runtime, ServiceConfig, build_runtime
 from wafproxy.decisionlog import DecisionLog
+from wafproxy.kms.tls import TlsManager, start_tls
 from wafproxy.metrics import MULTIPROC_ENV, Metrics, mark_process_dead
 from wafproxy.proxy import ProxyHandler, error_response, new_request_id
 from wafproxy.reload import Reloader, RuntimeRef, new_generation
+from wafproxy.scan.sidecar import Sidecars, create_sidecars
+from wafproxy.state import SharedState, create_state, workers_notice
+from wafproxy.state.metrics import StateMetrics
 
 __all__ = [
     "AppKeys",
@@ -57,7 +61,10 @@ class AppKeys:
 
 
 def build_proxy_app(
-    runtime_ref: RuntimeRef, metrics: Metrics, decision_log: DecisionLog
+    runtime_ref: RuntimeRef,
+    metrics: Metrics,
+    decision_log: DecisionLog,
+    state: SharedState | None = None,
 ) -> web.Application:
     """The catch-all proxy app. Serve it with ``EdgeRunner`` to get the header-read deadline.
 
@@ -66,7 +73,7 @@ def build_proxy_app(
     with a request id), and the router runs no regex over the request path.
     """
     limits = runtime_ref.current.config.limits
-    proxy_handler = ProxyHandler(runtime_ref, metrics, decision_log)
+    proxy_handler = ProxyHandler(runtime_ref, metrics, decision_log, state)
 
     @web.middleware
     async def proxy(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -237,8 +244,16 @@ class ProxyServer:
         reuse_port: bool = False,
         watch_files: bool = True,
         announce: bool = True,
+        workers: int = 1,
+        schedule_scans: bool = True,
     ) -> None:
         self.config = config
+        self.schedule_scans = schedule_scans
+        """False in all workers but one: one process runs the scheduled scans."""
+        self.sidecars = Sidecars()
+        self.workers = workers
+        """Processes sharing the listeners (the memory state enforces limit / workers)."""
+        self.state: SharedState | None = None
         self.config_path = config_path
         self._runtime = runtime
         self.metrics = metrics
@@ -253,6 +268,7 @@ class ProxyServer:
         self.ref: RuntimeRef | None = None
         self.reloader: Reloader | None = None
         self.decision_log: DecisionLog | None = None
+        self.tls: TlsManager | None = None
 
     async def start(self) -> None:
         runtime = self._runtime
@@ -269,7 +285,26 @@ class ProxyServer:
             ref, lambda r: metrics.config_reloads.labels(r).inc(), config_path=self.config_path
         )
         try:
+            self.state = create_state(
+                runtime.config.state,
+                metrics=StateMetrics(metrics.registry),
+                workers=self.workers,
+                config_path=runtime.config.path,
+            )
+            await self.state.start()
+            self.tls = await start_tls(
+                runtime.config.listener_tls, runtime.config.kms, watch=self.watch_files
+            )
+            self.sidecars = await create_sidecars(
+                runtime.config,
+                lambda: ref.current.runtime,
+                metrics.registry,
+                proxy_address=self._proxy_address,
+                skip_ports=lambda: [*self.proxy_ports, *filter(None, [self.admin_port])],
+                schedule=self.schedule_scans,
+            )
             await self._start_sites(ref, metrics, self.decision_log)
+            await self.sidecars.start()
         except BaseException:
             await self.stop()
             raise
@@ -284,14 +319,15 @@ class ProxyServer:
             id_header=lambda: ref.current.config.request_id.header,
         )
         proxy = EdgeRunner(
-            build_proxy_app(ref, metrics, dlog),
+            build_proxy_app(ref, metrics, dlog, self.state),
             guard,
             access_log=None,
             shutdown_timeout=SHUTDOWN_SECONDS,
         )
         self._proxy_runner = await self._serve(proxy, config.listeners, "proxy")
         if config.admin.listen is not None:
-            admin = web.AppRunner(build_admin_app(ref, metrics), access_log=None)
+            admin_app = build_admin_app(ref, metrics, self.state, self.sidecars.admin_routes)
+            admin = web.AppRunner(admin_app, access_log=None)
             self._admin_runner = await self._serve(admin, (config.admin.listen,), "admin")
         for app, host, port in self.extra_apps:
             runner = web.AppRunner(app, access_log=None)
@@ -303,11 +339,15 @@ class ProxyServer:
         await runner.setup()
         self._runners.append(runner)
         for address in addresses:
-            site = web.TCPSite(runner, address.host, address.port, reuse_port=self.reuse_port)
+            tls = self.tls.context_for(address) if self.tls and what == "proxy" else None
+            site = web.TCPSite(
+                runner, address.host, address.port, reuse_port=self.reuse_port, ssl_context=tls
+            )
             await site.start()
             if self.announce:
                 bound = Address(address.host, site.port)
-                print(f"wafproxy: {what} listening on http://{bound}", file=sys.stderr, flush=True)
+                url = f"{'https' if tls else 'http'}://{bound}"
+                print(f"wafproxy: {what} listening on {url}", file=sys.stderr, flush=True)
         return runner
 
     @property
@@ -319,11 +359,24 @@ class ProxyServer:
         ports = _ports(self._admin_runner)
         return ports[0] if ports else None
 
+    def _proxy_address(self) -> tuple[str, str, int] | None:
+        """Where the scheduled scans reach the proxy: its first listener."""
+        ports = self.proxy_ports
+        if not ports or self.ref is None:
+            return None
+        address = self.ref.current.config.listeners[0]
+        tls = self.tls is not None and self.tls.context_for(address) is not None
+        return ("https" if tls else "http", address.host, ports[0])
+
     async def reload(self) -> bool:
         assert self.reloader is not None
-        return await self.reloader.reload()
+        reloaded = await self.reloader.reload()
+        if self.tls is not None:
+            reloaded = await self.tls.reload(force=True) and reloaded
+        return reloaded
 
     async def stop(self) -> None:
+        await self.sidecars.stop_scans()
         if self._watch is not None:
             self._watch.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -338,6 +391,13 @@ class ProxyServer:
             await self.ref.close()
         if self.decision_log is not None:
             await asyncio.to_thread(self.decision_log.close)
+        await self.sidecars.stop()
+        if self.state is not None:
+            await self.state.close()
+            self.state = None
+        if self.tls is not None:
+            await self.tls.close()
+            self.tls = None
 
     async def __aenter__(self) -> ProxyServer:
         await self.start()
@@ -362,6 +422,8 @@ async def serve(
     reuse_port: bool = False,
     announce: bool = True,
     stop: asyncio.Event | None = None,
+    workers: int = 1,
+    schedule_scans: bool = True,
 ) -> int:
     """Serve until SIGTERM / SIGINT (or ``stop`` is set); SIGHUP reloads."""
     stop_event = stop or asyncio.Event()
@@ -372,6 +434,8 @@ async def serve(
         extra_apps=extra_apps,
         reuse_port=reuse_port,
         announce=announce,
+        workers=workers,
+        schedule_scans=schedule_scans,
     )
     await server.start()
     loop = asyncio.get_running_loop()
@@ -403,6 +467,9 @@ def run(
     """Blocking. Compiles the rules first (raising ConfigErrors), then serves under uvloop;
     ``workers > 1`` forks that many processes sharing the listeners (SO_REUSEPORT)."""
     runtime = build_runtime(config)
+    notice = workers_notice(config.state, workers)
+    if notice is not None:
+        log.warning("%s", notice)
     if workers <= 1:
         return _run_loop(
             serve(config, config_path=config_path, runtime=runtime, extra_apps=extra_apps)
@@ -520,6 +587,8 @@ class Supervisor:
                     extra_apps=self.extra_apps if index == 0 else (),
                     reuse_port=True,
                     announce=index == 0,
+                    workers=self.workers,
+                    schedule_scans=index == 0,
                 )
             )
         except OSError as exc:  # the usual one: a port in use

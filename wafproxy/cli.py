@@ -46,6 +46,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_test(sub)
     _add_explain(sub)
     _add_import(sub)
+    _add_kms(sub)
+    _add_state(sub)
+    _add_scan(sub)
+    _add_findings(sub)
     return parser
 
 
@@ -215,6 +219,30 @@ def _add_import(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         "(default: %(default)s)",
     )
     p.set_defaults(func=cmd_import_aws)
+
+
+def _add_kms(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from wafproxy.kms.cli import add_kms_parser  # argparse only; commands import lazily
+
+    add_kms_parser(sub)
+
+
+def _add_state(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from wafproxy.state.cli import add_state_parsers  # ip-sets, rate-based: admin API clients
+
+    add_state_parsers(sub)
+
+
+def _add_scan(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from wafproxy.scan.cli import add_scan_parser  # argparse only; commands import lazily
+
+    add_scan_parser(sub)
+
+
+def _add_findings(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from wafproxy.findings.cli import add_findings_parser  # argparse only
+
+    add_findings_parser(sub)
 
 
 # -- commands ------------------------------------------------------------------------------------

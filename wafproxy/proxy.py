@@ -8,8 +8,10 @@ Error responses carry the request id and never internal detail.
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from http import HTTPStatus
 
@@ -18,13 +20,15 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from wafproxy.acl.engine import evaluate
-from wafproxy.acl.model import ActionKind, CustomResponse, Verdict
+from wafproxy.acl.ipset import IpSet
+from wafproxy.acl.model import ActionKind, CustomResponse, RateView, Verdict, WebAcl
 from wafproxy.config.model import BoundRoute
 from wafproxy.decisionlog import DecisionLog
 from wafproxy.metrics import Metrics
 from wafproxy.reload import Generation, RuntimeRef
 from wafproxy.request import Header, WafRequest
 from wafproxy.snapshot import Snapshot, origin_form, take_snapshot
+from wafproxy.state import SharedState
 from wafproxy.upstream import (
     BodyTooLarge,
     ClientBodyError,
@@ -40,6 +44,7 @@ from wafproxy.upstream import (
     upstream_headers,
 )
 
+log = logging.getLogger("wafproxy")
 REQUEST_ID_CHARS = frozenset(
     "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.:@+=/"
 )
@@ -121,10 +126,18 @@ class Exchange:
 class ProxyHandler:
     """The catch-all aiohttp handler."""
 
-    def __init__(self, ref: RuntimeRef, metrics: Metrics, decision_log: DecisionLog) -> None:
+    def __init__(
+        self,
+        ref: RuntimeRef,
+        metrics: Metrics,
+        decision_log: DecisionLog,
+        state: SharedState | None = None,
+    ) -> None:
         self.ref = ref
         self.metrics = metrics
         self.decision_log = decision_log
+        self.state = state
+        """Rate-based counters and dynamic IP sets; None: rate-based rules never match."""
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         with self.ref.use() as gen:
@@ -169,7 +182,7 @@ class ProxyHandler:
             return await self._too_large(ex)
         if snap.request.body_oversize:
             self.metrics.body_oversize.labels(ex.route, "inspect").inc()
-        verdict = self._evaluate(ex, snap.request)
+        verdict = await self._evaluate(ex, snap.request)
         if verdict.blocked:
             return self._finish(ex, block_response(verdict, ex.request_id, ex.id_header))
         return await self._forward(ex, snap, verdict)
@@ -216,14 +229,47 @@ class ProxyHandler:
         ex.wreq = snap.request
         return snap
 
-    def _evaluate(self, ex: Exchange, wreq: WafRequest) -> Verdict:
-        begin = time.perf_counter()
-        verdict = evaluate(ex.bound.acl, wreq, now=time.time())
-        self.metrics.observe_verdict(ex.route, ex.acl, verdict, time.perf_counter() - begin)
+    async def _evaluate(self, ex: Exchange, wreq: WafRequest) -> Verdict:
+        """Evaluate; with shared state, settle the request's rate-based hits in one round trip
+        and, if that put a key over its limit, judge the request again on those counts."""
+        now = time.time()
+        acl = ex.bound.acl
+        state = self.state
+        if state is None:
+            verdict, seconds = self._run_engine(acl, wreq, now, None, None)
+        else:
+            view = state.rate_view(now)
+            ip_sets = state.ip_sets(now)
+            verdict, seconds = self._run_engine(acl, wreq, now, view, ip_sets)
+            if await self._settle(state, view, now):
+                verdict, again = self._run_engine(acl, wreq, now, view, ip_sets)
+                seconds += again
+                await self._settle(state, view, now)  # keys only the second pass reached
+        self.metrics.observe_verdict(ex.route, ex.acl, verdict, seconds)
         if verdict.error is not None:
             self.metrics.evaluation_errors.labels(ex.acl).inc()
         ex.verdict = verdict
         return verdict
+
+    @staticmethod
+    def _run_engine(
+        acl: WebAcl,
+        wreq: WafRequest,
+        now: float,
+        view: RateView | None,
+        ip_sets: Mapping[str, IpSet] | None,
+    ) -> tuple[Verdict, float]:
+        begin = time.perf_counter()
+        verdict = evaluate(acl, wreq, now=now, rate=view, ip_sets=ip_sets)
+        return verdict, time.perf_counter() - begin
+
+    @staticmethod
+    async def _settle(state: SharedState, view: RateView, now: float) -> bool:
+        try:
+            return await state.settle(view, now)
+        except Exception:  # a bug in the state must not fail the request: keep the verdict
+            log.exception("state: settling rate-based hits failed")
+            return False
 
     async def _forward(self, ex: Exchange, snap: Snapshot, verdict: Verdict) -> web.StreamResponse:
         request = ex.request
@@ -265,7 +311,10 @@ class ProxyHandler:
         upstream = await open_upstream(pool, ex.request.method, ex.target, headers, fwd, body)
         self.metrics.upstream_seconds.labels(ex.route).observe(time.monotonic() - begin)
         extra = ((ex.id_header, ex.request_id),)
-        return await relay(ex.request, upstream, extra, on_start=lambda s: self._log(ex, s))
+        policy = ex.bound.route.response_headers
+        return await relay(
+            ex.request, upstream, extra, on_start=lambda s: self._log(ex, s), policy=policy
+        )
 
     async def _websocket(
         self, ex: Exchange, headers: list[Header], fwd: ForwardedFor
@@ -298,4 +347,10 @@ class ProxyHandler:
         if ex.logged or ex.wreq is None or ex.verdict is None:
             return
         ex.logged = True
-        self.decision_log.record(ex.wreq, ex.verdict, acl=ex.acl, status=status)
+        self.decision_log.record(
+            ex.wreq,
+            ex.verdict,
+            acl=ex.acl,
+            status=status,
+            rate_based=[match.log_entry() for match in ex.verdict.rate_based],
+        )

@@ -114,7 +114,9 @@ class Reloader:
         self._seen = file_signature(self._watched())
 
     def _watched(self) -> Sequence[Path]:
-        files = list(self.ref.current.config.watched_files())
+        current = self.ref.current
+        files = list(current.config.watched_files())
+        files += [p for p in current.runtime.rule_set.read_files if p not in files]  # IP lists
         if self.config_path is not None and self.config_path not in files:
             files.insert(0, self.config_path)
         return files
@@ -209,6 +211,8 @@ def warn_restart_needed(old: ServiceConfig, new: ServiceConfig) -> None:
         log.warning("listeners changed: restart wafproxy to apply (still serving the old ones)")
     if old.admin.listen != new.admin.listen:
         log.warning("admin.listen changed: restart wafproxy to apply")
+    if old.state != new.state:
+        log.warning("state changed: restart wafproxy to apply (still using the old one)")
     for name in RESTART_FIELDS:
         if getattr(old.limits, name) != getattr(new.limits, name):
             log.warning("limits.%s changed: restart wafproxy to apply", name)

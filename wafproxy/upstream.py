@@ -17,9 +17,10 @@ import aiohttp
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.streams import StreamReader
+from multidict import CIMultiDict
 from yarl import URL
 
-from wafproxy.config.model import HOST_PASS, HOST_UPSTREAM, Target, Upstream
+from wafproxy.config.model import HOST_PASS, HOST_UPSTREAM, ResponseHeaders, Target, Upstream
 from wafproxy.request import Header
 
 HOP_BY_HOP = frozenset(
@@ -335,6 +336,7 @@ def response_headers(upstream: aiohttp.ClientResponse) -> list[Header]:
     return without_hop_by_hop(decode_raw(upstream.raw_headers))
 
 
+NO_HEADER_CHANGES = ResponseHeaders()
 StatusCallback = Callable[[int], None]
 """Told the status the moment the response starts (the decision log line is written then)."""
 
@@ -344,13 +346,16 @@ async def relay(
     upstream: aiohttp.ClientResponse,
     extra: Sequence[Header],
     on_start: StatusCallback,
+    policy: ResponseHeaders = NO_HEADER_CHANGES,
 ) -> tuple[web.StreamResponse, Outcome]:
     """Stream the upstream response to the client. A failure after the headers went out can
-    only cut the connection, so the client sees a truncated response rather than a short one."""
+    only cut the connection, so the client sees a truncated response rather than a short one.
+    ``policy`` is the route's ``response_headers`` option."""
     outcome = Outcome(status=upstream.status)
     response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
     for name, value in response_headers(upstream):
         response.headers.add(name, value)
+    harden(response.headers, policy)
     for name, value in extra:
         response.headers[name] = value
     try:
@@ -367,6 +372,15 @@ async def relay(
     if outcome.error is not None:
         abort(request)
     return response, outcome
+
+
+def harden(headers: CIMultiDict[str], policy: ResponseHeaders) -> None:
+    """Remove the policy's headers, then add each of its headers the response lacks."""
+    for name in policy.remove:
+        headers.popall(name, None)
+    for name, value in policy.add:
+        if name not in headers:
+            headers[name] = value
 
 
 async def _read(upstream: aiohttp.ClientResponse, outcome: Outcome) -> bytes:

@@ -109,7 +109,7 @@ def test_invalid_entries_in_a_rule_file(compile_errors: CompileErrors) -> None:
     )
     assert errors == [
         "rules.yaml:5:8: ip_sets.bad: not an IP address or CIDR: '300.1.1.1'",
-        "rules.yaml:6:10: ip_sets.empty: an IP set needs addresses or file",
+        "rules.yaml:6:10: ip_sets.empty: an IP set needs addresses or file (or dynamic: true)",
     ]
 
 

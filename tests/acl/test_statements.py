@@ -245,8 +245,8 @@ ROWS = [
 ]  # fmt: skip
 
 ERROR_ROWS = [
-    ErrorRow("rate_based", "rate_based", "{rate_based: {limit: 100, aggregate_key_type: IP}}",
-             "rate_based statements are not supported yet"),
+    ErrorRow("rate_based", "rate_based", f"{{and: [{{rate_based: {{limit: 100}}}}, {A_B[0]}]}}",
+             "rate_based can only be the top-level statement of a rule"),
     ErrorRow("rule_group-nested", "rule_group",
              f"{{and: [{{rule_group: {{ref: grp}}}}, {A_B[0]}]}}",
              "rule_group can only be the top-level statement of a rule"),

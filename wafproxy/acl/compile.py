@@ -67,6 +67,10 @@ class RuleSet:
     acls: Mapping[str, WebAcl]
     files: tuple[Path, ...]
     warnings: tuple[str, ...] = ()
+    read_files: tuple[Path, ...] = ()
+    """Every other file the rules read (IP lists): a reload watches them too."""
+    dynamic_ip_sets: frozenset[str] = frozenset()
+    """IP sets declared ``dynamic: true``: entries come from the state at run time."""
 
 
 @dataclass
@@ -82,6 +86,8 @@ class Sources:
     errors: list[ConfigError] = field(default_factory=list)
     used_sets: set[str] = field(default_factory=set)
     used_groups: set[str] = field(default_factory=set)
+    dynamic_sets: set[str] = field(default_factory=set)
+    read_files: list[Path] = field(default_factory=list)
 
 
 def managed_rules_dir() -> Path:
@@ -118,7 +124,13 @@ def load_rule_files(paths: Sequence[Path | str], extra: Sequence[Node] = ()) -> 
     warnings.extend(_unused_set_warnings(sources))
     if sources.errors:
         raise ConfigErrors(_unique_in_file_order(sources.errors))
-    return RuleSet(acls=acls, files=files, warnings=tuple(warnings))
+    return RuleSet(
+        acls=acls,
+        files=files,
+        warnings=tuple(warnings),
+        read_files=tuple(dict.fromkeys(sources.read_files)),
+        dynamic_ip_sets=frozenset(sources.dynamic_sets),
+    )
 
 
 def _check_unreferenced_groups(sources: Sources) -> None:
@@ -212,22 +224,28 @@ def _add_set(sources: Sources, key: str, name: str, node: Node, base: Path) -> N
     if key == "custom_response_bodies":
         sources.bodies[name] = response_body(node)
     elif key == "ip_sets":
-        sources.ip_sets[name] = (node, _ip_set(name, node, base))
+        sources.ip_sets[name] = (node, _ip_set(name, node, base, sources))
     else:
         sources.regex_sets[name] = (node, _regex_set(node))
 
 
-def _ip_set(name: str, node: Node, base: Path) -> IpSet:
-    opts = node.fields(optional=["addresses", "file", "description", "ip_address_version"])
+def _ip_set(name: str, node: Node, base: Path, sources: Sources) -> IpSet:
+    opts = node.fields(
+        optional=["addresses", "file", "description", "ip_address_version", "dynamic"]
+    )
     entries = opts["addresses"].str_list() if "addresses" in opts else []
     if "file" in opts:
         path = base / opts["file"].str()
+        sources.read_files.append(path)
         try:
             entries += read_ip_list(path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError) as exc:
             raise opts["file"].error(f"cannot read IP list {path}: {exc}") from exc
-    if "addresses" not in opts and "file" not in opts:
-        raise node.error("an IP set needs addresses or file")
+    dynamic = opts["dynamic"].bool() if "dynamic" in opts else False
+    if dynamic:
+        sources.dynamic_sets.add(name)
+    elif "addresses" not in opts and "file" not in opts:
+        raise node.error("an IP set needs addresses or file (or dynamic: true)")
     try:
         return build_ip_set(name, entries)
     except ValueError as exc:
@@ -265,6 +283,10 @@ class Compiler:
         self.geo: GeoResolver | None = None
         self.namespace = ""
         """The label namespace of the rules being compiled (label_match keys resolve in it)."""
+        self.group = ""
+        """The rule group whose rules are being compiled ("" for the web ACL's own rules)."""
+        self.rate_rule: str | None = None
+        """The rule whose top-level statement is being compiled, while it is a rate_based one."""
         self._pending: dict[tuple[str, tuple[str, ...]], tuple[Field, Chain, list[Atom]]] = {}
         self._atom_ids: dict[tuple[str, tuple[str, ...], str, bool], AtomRef] = {}
 
@@ -319,6 +341,9 @@ class Compiler:
             raise node.error(_missing("IP set", name, self.sources.ip_sets))
         self.sources.used_sets.add(name)
         return self.sources.ip_sets[name][1]
+
+    def is_dynamic_set(self, name: str) -> bool:
+        return name in self.sources.dynamic_sets
 
     def regex_set(self, node: Node) -> tuple[str, ...]:
         name = node.str()

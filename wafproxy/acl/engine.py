@@ -9,7 +9,8 @@ terminating result into a count and evaluation continues after the group.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from wafproxy.acl.model import (
     ActionKind,
@@ -27,6 +28,10 @@ from wafproxy.acl.model import (
 )
 from wafproxy.request import WafRequest
 
+if TYPE_CHECKING:
+    from wafproxy.acl.ipset import IpSet
+    from wafproxy.acl.model import RateView
+
 log = logging.getLogger("wafproxy.engine")
 DEFAULT_ACTION = "Default_Action"
 
@@ -39,10 +44,18 @@ def evaluate(
     state: object | None = None,
     now: float = 0.0,
     ctx: EvalContext | None = None,
+    rate: RateView | None = None,
+    ip_sets: Mapping[str, IpSet] | None = None,
 ) -> Verdict:
-    """Never raises: an internal error yields ``acl.on_error`` with ``Verdict.error`` set."""
+    """Never raises: an internal error yields ``acl.on_error`` with ``Verdict.error`` set.
+
+    ``rate`` counts and answers rate-based rules (without one they never match); ``ip_sets``
+    holds the current entries of dynamic IP sets. ``now`` is the clock both use.
+    """
     if ctx is None:
-        ctx = EvalContext(acl=acl, geo=geo or acl.geo, state=state, now=now)
+        ctx = EvalContext(
+            acl=acl, geo=geo or acl.geo, state=state, now=now, rate=rate, ip_sets=ip_sets or {}
+        )
     matches: list[RuleMatch] = []
     try:
         decided = _run(acl.rules, req, ctx, matches, None)
@@ -54,6 +67,7 @@ def evaluate(
             labels=tuple(ctx.labels),
             matches=tuple(matches),
             error=f"{type(exc).__name__}: {exc}",
+            rate_based=tuple(ctx.rate_matches),
         )
     headers = tuple(ctx.inserted)
     if decided is None:
@@ -65,6 +79,7 @@ def evaluate(
             labels=tuple(ctx.labels),
             matches=tuple(matches),
             oversize_fields=tuple(ctx.oversize),
+            rate_based=tuple(ctx.rate_matches),
         )
     rule, action, group = decided
     return Verdict(
@@ -77,6 +92,7 @@ def evaluate(
         labels=tuple(ctx.labels),
         matches=tuple(matches),
         oversize_fields=tuple(ctx.oversize),
+        rate_based=tuple(ctx.rate_matches),
     )
 
 
@@ -170,13 +186,19 @@ def forced_result(req: WafRequest, ctx: EvalContext, fld: Field) -> bool | None:
     return fld.forced(req)
 
 
-def atom_hit(req: WafRequest, ctx: EvalContext, slot: int, atom: int) -> bool:
+def group_hits(req: WafRequest, ctx: EvalContext, slot: int) -> frozenset[int]:
+    """The atoms of MatchGroup ``slot`` that match: scanned once per request, then remembered."""
     hits = ctx.hits.get(slot)
     if hits is None:
         group = ctx.acl.match_groups[slot]
         inp = ctx.acl.scan_inputs[slot]
         hits = group.scan(field_values(req, ctx, inp.field, inp.names, inp.fns))
         ctx.hits[slot] = hits
+    return hits
+
+
+def atom_hit(req: WafRequest, ctx: EvalContext, slot: int, atom: int) -> bool:
+    hit = atom in group_hits(req, ctx, slot)
     if ctx.trace is not None:
-        ctx.trace("atom", (slot, atom, atom in hits))
-    return atom in hits
+        ctx.trace("atom", (slot, atom, hit))
+    return hit

@@ -7,13 +7,14 @@ swaps one reference.
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from wafproxy.request import Header, WafRequest
 
 if TYPE_CHECKING:
+    from wafproxy.acl.ipset import IpSet
     from wafproxy.acl.matchers import MatchGroup
 
 Transform = Callable[[str], str]
@@ -158,6 +159,55 @@ class RuleMatch:
 
 
 @dataclass(frozen=True)
+class RateRule:
+    """One rate-based rule instance: what the state counts under, and how far."""
+
+    id: str
+    """``<acl>/<group>/<rule>`` (group empty for a web ACL's own rule): counters are per
+    instance, as in AWS WAF (a rule group used by two web ACLs counts twice, separately)."""
+    name: str
+    limit: int
+    window: int
+    """evaluation_window_sec."""
+    key_type: str = "IP"
+    """AWS's AggregateKeyType: IP, FORWARDED_IP, CONSTANT or CUSTOM_KEYS."""
+    acl: str = ""
+    group: str = ""
+
+
+class RateView(Protocol):
+    """What the engine asks the shared state, synchronously (see wafproxy.state)."""
+
+    def hit(self, rule: RateRule, key: str, now: float) -> bool:
+        """Count one request for ``key`` under ``rule``; True when the key is over the limit."""
+        ...
+
+
+@dataclass(frozen=True)
+class RateMatch:
+    """A rate-based rule that acted on the request (the decision log's rateBasedRuleList)."""
+
+    rule: RateRule
+    key: str
+    components: tuple[tuple[str, str, str], ...] = ()
+    """Custom keys as (type, name, value), e.g. ("HEADER", "x-api-key", "abc")."""
+
+    def log_entry(self) -> dict[str, object]:
+        entry: dict[str, object] = {
+            "rateBasedRuleId": self.rule.id,
+            "rateBasedRuleName": self.rule.name,
+            "limitKey": "CUSTOMKEYS" if self.rule.key_type == "CUSTOM_KEYS" else self.rule.key_type,
+            "maxRateAllowed": self.rule.limit,
+            "evaluationWindowSec": str(self.rule.window),
+        }
+        if self.components:
+            entry["customValues"] = [
+                {"key": kind, "name": name, "value": value} for kind, name, value in self.components
+            ]
+        return entry
+
+
+@dataclass(frozen=True)
 class Verdict:
     action: ActionKind
     """ALLOW or BLOCK: what happens to the request."""
@@ -172,6 +222,8 @@ class Verdict:
     """Every rule that matched, in evaluation order (count rules included)."""
     oversize_fields: tuple[str, ...] = ()
     error: str | None = None
+    rate_based: tuple[RateMatch, ...] = ()
+    """Rate-based rules whose key was over the limit (they matched)."""
 
     @property
     def blocked(self) -> bool:
@@ -200,5 +252,10 @@ class EvalContext:
     geo: GeoResolver | None = None
     state: object | None = None
     now: float = 0.0
+    rate: RateView | None = None
+    """The rate view of the shared state; None: rate-based rules count nothing and never match."""
+    ip_sets: Mapping[str, IpSet] = field(default_factory=dict)
+    """The current entries of the dynamic IP sets, by name (an immutable snapshot)."""
+    rate_matches: list[RateMatch] = field(default_factory=list)
     trace: Callable[[str, object], None] | None = None
     """``wafproxy explain`` sets this to see each step; None on the hot path."""

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
 RULE_KEYS = [
     "name", "priority", "statement", "action", "override_action", "rule_labels", "description",
+    "severity", "paranoia_level",
     "visibility_config",
 ]  # fmt: skip
 GROUP_STATEMENTS = ("rule_group", "managed_rule_group")
@@ -82,6 +83,7 @@ def compile_rule(node: Node, c: Compiler, namespace: str, *, in_group: bool) -> 
     opts = node.fields(required=["name", "priority", "statement"], optional=RULE_KEYS)
     name = _rule_name(opts["name"])
     priority = opts["priority"].int(0)
+    _metadata(opts)
     labels = qualified_labels(opts.get("rule_labels"), namespace)
     kind, _ = opts["statement"].single_key("statement")
     if kind in GROUP_STATEMENTS:
@@ -95,7 +97,11 @@ def compile_rule(node: Node, c: Compiler, namespace: str, *, in_group: bool) -> 
     if "action" not in opts:
         raise node.error("missing required key 'action'")
     action = compile_action(opts["action"], c.sources.bodies)
-    statement = c.statement(opts["statement"])
+    c.rate_rule = name if kind == "rate_based" else None
+    try:
+        statement = c.statement(opts["statement"])
+    finally:
+        c.rate_rule = None
     rule_type = RuleType.RATE_BASED if kind == "rate_based" else RuleType.REGULAR
     return Rule(
         name,
@@ -106,6 +112,17 @@ def compile_rule(node: Node, c: Compiler, namespace: str, *, in_group: bool) -> 
         type=rule_type,
         capacity=statement.capacity,
     )
+
+
+SEVERITIES = ["critical", "high", "medium", "low"]
+
+
+def _metadata(opts: dict[str, Node]) -> tuple[str, int]:
+    """A managed rule's severity (its anomaly score) and paranoia level (1 = fewest false
+    positives ... 4 = most detections)."""
+    severity = opts["severity"].one_of(SEVERITIES) if "severity" in opts else "critical"
+    level = opts["paranoia_level"].int(1, 4) if "paranoia_level" in opts else 1
+    return severity, level
 
 
 def _rule_name(node: Node) -> str:
@@ -161,7 +178,11 @@ def _custom_group(node: Node, c: Compiler) -> RuleGroup:
         raise opts["ref"].error(_missing("rule group", name, c.sources.groups))
     c.sources.used_groups.add(name)
     root = c.sources.groups[name]
-    rules = compile_rule_list(root.map().get("rules"), c, f"rulegroup:{name}", in_group=True)
+    outer, c.group = c.group, name
+    try:
+        rules = compile_rule_list(root.map().get("rules"), c, f"rulegroup:{name}", in_group=True)
+    finally:
+        c.group = outer
     rules = _apply_overrides(rules, opts.get("rule_action_overrides"), c)
     _check_capacity(root, rules)
     return RuleGroup(name=name, rules=rules)
@@ -187,7 +208,11 @@ def _managed_group(node: Node, c: Compiler) -> RuleGroup:
     scope_down: Statement | None = None
     if "scope_down_statement" in opts:
         scope_down = c.statement(opts["scope_down_statement"])
-    rules = compile_rule_list(root.get("rules"), c, "", in_group=True)
+    outer, c.group = c.group, name
+    try:
+        rules = compile_rule_list(root.get("rules"), c, "", in_group=True)
+    finally:
+        c.group = outer
     rules = _apply_overrides(rules, opts.get("rule_action_overrides"), c)
     return RuleGroup(name=name, rules=rules, managed=True, version=version, scope_down=scope_down)
 

@@ -6,12 +6,12 @@ matching happens once per (field, transformation chain) in the scan plan (engine
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from wafproxy.acl.attacks import is_sqli, is_xss
-from wafproxy.acl.engine import atom_hit, field_values, forced_result
+from wafproxy.acl.engine import atom_hit, field_values, forced_result, group_hits
 from wafproxy.acl.forwarded import ForwardedIp, compile_forwarded_ip, request_ips
 from wafproxy.acl.ipset import IpSet
 from wafproxy.acl.matchers import Constraint, literal_regex
@@ -42,16 +42,27 @@ def _cost(base: int, chain: Chain) -> int:
 # -- pattern statements -------------------------------------------------------------------------
 @dataclass(frozen=True)
 class PatternMatch:
+    """All atoms of one statement share its field and chain, so they live in one MatchGroup
+    (``slot``): a match is one set intersection, however many patterns the statement has."""
+
     field: Field
     chain: Chain
-    refs: tuple[AtomRef, ...]
+    slot: int
+    atoms: frozenset[int]
     capacity: int
 
     def matches(self, req: WafRequest, ctx: EvalContext) -> bool:
         forced = forced_result(req, ctx, self.field)
         if forced is not None:
             return forced
-        return any(atom_hit(req, ctx, ref.slot, ref.atom) for ref in self.refs)
+        if ctx.trace is not None:
+            return any([atom_hit(req, ctx, self.slot, atom) for atom in sorted(self.atoms)])
+        return not group_hits(req, ctx, self.slot).isdisjoint(self.atoms)
+
+
+def _pattern_match(fld: Field, chain: Chain, refs: Sequence[AtomRef], base_cost: int) -> Statement:
+    (slot,) = {ref.slot for ref in refs}
+    return PatternMatch(fld, chain, slot, frozenset(r.atom for r in refs), _cost(base_cost, chain))
 
 
 @STATEMENTS.register("byte_match")
@@ -74,7 +85,7 @@ def byte_match(node: Node, c: Compiler) -> Statement:
     if len(value) > 200:
         raise opts["value"].expected("at most 200 characters")
     ref = c.atom(fld, chain, literal_regex(value, constraint), opts["value"])
-    return PatternMatch(fld, chain, (ref,), _cost(1, chain))
+    return _pattern_match(fld, chain, (ref,), 1)
 
 
 @STATEMENTS.register("regex_match")
@@ -87,7 +98,7 @@ def regex_match(node: Node, c: Compiler) -> Statement:
     fld = c.field(opts["field"])
     chain = c.chain(opts.get("transforms"))
     ref = c.atom(fld, chain, opts["regex"].str(), opts["regex"])
-    return PatternMatch(fld, chain, (ref,), _cost(3, chain))
+    return _pattern_match(fld, chain, (ref,), 3)
 
 
 @STATEMENTS.register("regex_pattern_set")
@@ -101,7 +112,7 @@ def regex_pattern_set(node: Node, c: Compiler) -> Statement:
     chain = c.chain(opts.get("transforms"))
     patterns = c.regex_set(opts["ref"])
     refs = tuple(c.atom(fld, chain, p, opts["ref"]) for p in patterns)
-    return PatternMatch(fld, chain, refs, _cost(25, chain))
+    return _pattern_match(fld, chain, refs, 25)
 
 
 # -- value statements ---------------------------------------------------------------------------
@@ -208,9 +219,29 @@ class IpSetMatch:
         return any(ip in self.ip_set for ip in ips)
 
 
+@dataclass(frozen=True)
+class DynamicIpSetMatch:
+    """A ``dynamic: true`` set: its run-time entries come from ``ctx.ip_sets`` (a snapshot of
+    the shared state), plus any static addresses the set also lists."""
+
+    name: str
+    static: IpSet
+    forwarded: ForwardedIp | None
+    capacity: int = 1
+
+    def matches(self, req: WafRequest, ctx: EvalContext) -> bool:
+        ips = request_ips(req, self.forwarded)
+        if ips is None:
+            assert self.forwarded is not None
+            return self.forwarded.fallback_match
+        dynamic = ctx.ip_sets.get(self.name)
+        return any(ip in self.static or (dynamic is not None and ip in dynamic) for ip in ips)
+
+
 @STATEMENTS.register("ip_set")
 def ip_set(node: Node, c: Compiler) -> Statement:
-    """The client address (or a forwarded one) is in a named IP set.
+    """The client address (or a forwarded one) is in a named IP set (static, or ``dynamic: true``
+    with entries added at run time through the admin API).
 
     ```yaml
     ip_set:
@@ -221,7 +252,10 @@ def ip_set(node: Node, c: Compiler) -> Statement:
     """
     opts = node.fields(required=["ref"], optional=["forwarded_ip_config"])
     fwd = compile_forwarded_ip(opts.get("forwarded_ip_config"), with_position=True)
-    return IpSetMatch(c.ip_set(opts["ref"]), fwd)
+    static = c.ip_set(opts["ref"])
+    if c.is_dynamic_set(opts["ref"].str()):
+        return DynamicIpSetMatch(opts["ref"].str(), static, fwd)
+    return IpSetMatch(static, fwd)
 
 
 @dataclass(frozen=True)
@@ -401,8 +435,27 @@ def not_(node: Node, c: Compiler) -> Statement:
 
 @STATEMENTS.register("rate_based")
 def rate_based(node: Node, c: Compiler) -> Statement:
-    """Reserved for rate-based rules (counts per key over a sliding window)."""
-    raise node.error("rate_based statements are not supported yet")
+    """Counts requests per aggregation key (the client address by default) over a sliding
+    window and matches while the key is over ``limit``; only the top-level statement of a rule.
+    Keys: ``ip``, ``forwarded_ip`` (with ``forwarded_ip_config``), ``constant`` (needs a
+    ``scope_down_statement``) or ``custom_keys`` (header, cookie, query_argument, query_string,
+    uri_path, http_method, label_namespace, ip, forwarded_ip). See docs/rate-limits.md.
+
+    ```yaml
+    rate_based:
+      limit: 100
+      evaluation_window_sec: 60
+      aggregate_key_type: custom_keys
+      custom_keys:
+        - header: {name: x-api-key, transforms: [lowercase]}
+        - http_method
+      scope_down_statement:
+        byte_match: {field: uri_path, constraint: starts_with, value: /api/}
+    ```
+    """
+    from wafproxy.acl.ratelimit import compile_rate_based
+
+    return compile_rate_based(node, c)
 
 
 def _group_placeholder(kind: str) -> StatementFactory:

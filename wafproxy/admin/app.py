@@ -10,11 +10,13 @@ from __future__ import annotations
 import asyncio
 import hmac
 import time
+from collections.abc import Callable
 
 from aiohttp import web
 
 from wafproxy.metrics import Metrics, multiprocess_enabled
 from wafproxy.reload import Generation, RuntimeRef
+from wafproxy.state import SharedState
 
 
 class AdminHandlers:
@@ -67,10 +69,25 @@ def not_ready_reasons(gen: Generation) -> list[str]:
     ]
 
 
-def build_admin_app(ref: RuntimeRef, metrics: Metrics) -> web.Application:
+AddRoutes = Callable[[web.Application, Callable[[web.Request], bool]], None]
+"""Registers a sidecar's admin endpoints, given the token check (findings, scans)."""
+
+
+def build_admin_app(
+    ref: RuntimeRef,
+    metrics: Metrics,
+    state: SharedState | None = None,
+    extra_routes: AddRoutes | None = None,
+) -> web.Application:
     handlers = AdminHandlers(ref, metrics)
     app = web.Application()
     app.router.add_get("/metrics", handlers.metrics_page)
     app.router.add_get("/healthz", handlers.healthz)
     app.router.add_get("/readyz", handlers.readyz)
+    if state is not None:
+        from wafproxy.admin.state_api import StateApi
+
+        app.add_routes(StateApi(ref, state, handlers._authorized).routes())
+    if extra_routes is not None:
+        extra_routes(app, handlers._authorized)
     return app

@@ -21,13 +21,17 @@ from wafproxy.acl.model import WebAcl
 from wafproxy.config.source import Node, load_file, parse
 from wafproxy.decisionlog import DecisionLogConfig
 from wafproxy.errors import ConfigError, ConfigErrors, Mark
+from wafproxy.findings.config import FindingsConfig, parse_findings
+from wafproxy.kms.config import KmsConfig, TlsConfig, parse_kms, parse_tls
+from wafproxy.scan.config import ScanConfig, parse_scan
+from wafproxy.state.config import StateConfig, parse_state_config
 
 T = TypeVar("T")
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 TOP_KEYS = [
     "listeners", "routes", "upstreams", "rules", "limits", "client_ip", "request_id", "admin",
-    "decision_log",
+    "decision_log", "kms", "state", "findings", "scan",
 ]  # fmt: skip
 REQUIRED_KEYS = ["listeners", "routes", "upstreams"]
 OPTIONAL_KEYS = [k for k in TOP_KEYS if k not in REQUIRED_KEYS]
@@ -86,6 +90,16 @@ class Upstream:
 
 
 @dataclass(frozen=True)
+class ResponseHeaders:
+    """Route option ``response_headers: {add: {Name: value}, remove: [Name]}``: headers added
+    to upstream responses that lack them (the app's own value wins) and headers removed
+    (version banners). Proposed by ``wafproxy scan`` for missing security headers."""
+
+    add: tuple[tuple[str, str], ...] = ()
+    remove: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Route:
     name: str
     """The ``route`` metric label: the configured name, else host + path_prefix."""
@@ -97,6 +111,7 @@ class Route:
     """None: the only web ACL loaded, or the one named ``default``."""
     host_header: str = HOST_PASS
     """``pass`` (the client's Host), ``upstream`` (the target's host:port) or a literal value."""
+    response_headers: ResponseHeaders = ResponseHeaders()
     mark: Mark | None = field(default=None, compare=False)
 
     def matches(self, host: str, path: str) -> bool:
@@ -160,6 +175,15 @@ class ServiceConfig:
     request_id: RequestIdConfig = RequestIdConfig()
     admin: AdminConfig = AdminConfig()
     decision_log: DecisionLogConfig = field(default_factory=DecisionLogConfig)
+    kms: KmsConfig | None = None
+    listener_tls: Mapping[Address, TlsConfig] = field(default_factory=dict)
+    """The listeners with a ``tls:`` block (see wafproxy/kms/config.py)."""
+    state: StateConfig = field(default_factory=StateConfig)
+    """Rate-based counters and dynamic IP sets (see wafproxy/state/config.py)."""
+    findings: FindingsConfig | None = None
+    """Where findings are kept and sent (wafproxy/findings/config.py); None: not configured."""
+    scan: ScanConfig = field(default_factory=ScanConfig)
+    """Scheduled assessment of the upstreams (wafproxy/scan/config.py)."""
     path: Path | None = None
     """The file it came from (None for ``wafproxy run --upstream``)."""
 
@@ -294,6 +318,11 @@ def config_from_node(root: Node, path: Path) -> ServiceConfig:
         request_id=errors.field(opts, "request_id", section.request_id, RequestIdConfig()),
         admin=errors.field(opts, "admin", section.admin, AdminConfig()),
         decision_log=errors.field(opts, "decision_log", section.decision_log, DecisionLogConfig()),
+        kms=errors.field(opts, "kms", lambda n: parse_kms(n, path.parent), None),
+        listener_tls=errors.attempt(lambda: _listener_tls(opts, path.parent), {}),
+        state=errors.field(opts, "state", section.state, StateConfig()),
+        findings=errors.field(opts, "findings", lambda n: parse_findings(n, path.parent), None),
+        scan=errors.field(opts, "scan", lambda n: parse_scan(n, path.parent), ScanConfig()),
         path=path,
     )
     errors.raise_any()
@@ -325,6 +354,9 @@ class _Sections:
     def decision_log(self, node: Node) -> DecisionLogConfig:
         return _decision_log(node, self.base, self.errors)
 
+    def state(self, node: Node) -> StateConfig:
+        return parse_state_config(node, self.base)
+
 
 def _listeners(node: Node, errors: _Errors) -> list[Address]:
     items = node.seq()
@@ -334,7 +366,24 @@ def _listeners(node: Node, errors: _Errors) -> list[Address]:
 
 
 def _listener(node: Node) -> Address:
-    return parse_address(node if node.is_scalar else node.fields(["listen"])["listen"])
+    return parse_address(node if node.is_scalar else node.fields(["listen"], ["tls"])["listen"])
+
+
+def _listener_tls(opts: Mapping[str, Node], base: Path) -> dict[Address, TlsConfig]:
+    """TLS blocks by listen address (a listener whose address is wrong is reported already)."""
+    out: dict[Address, TlsConfig] = {}
+    for item in opts["listeners"].seq():
+        if not item.is_map or "tls" not in item.map():
+            continue
+        try:
+            address = parse_address(item.map()["listen"])
+        except (ConfigError, KeyError):
+            continue
+        tls = item.map()["tls"]
+        if "kms" not in opts:
+            raise tls.error("a TLS listener needs a kms: section (its key is encrypted)")
+        out[address] = parse_tls(tls, base, item.map()["listen"].str().strip())
+    return out
 
 
 def parse_address(node: Node) -> Address:
@@ -418,7 +467,7 @@ def _routes(node: Node, upstreams: frozenset[str], errors: _Errors) -> list[Rout
 
 
 def _route(node: Node, upstreams: frozenset[str], errors: _Errors) -> Route:
-    keys = ["host", "path_prefix", "web_acl", "host_header", "name"]
+    keys = ["host", "path_prefix", "web_acl", "host_header", "name", "response_headers"]
     opts = node.fields(["upstream"], keys)
     upstream = errors.field(opts, "upstream", lambda n: _upstream_ref(n, upstreams), "")
     host = errors.field(opts, "host", _route_host, "*")
@@ -430,6 +479,9 @@ def _route(node: Node, upstreams: frozenset[str], errors: _Errors) -> Route:
         path_prefix=prefix,
         web_acl=errors.field(opts, "web_acl", Node.str, None),
         host_header=errors.field(opts, "host_header", _host_header, HOST_PASS),
+        response_headers=errors.field(
+            opts, "response_headers", _response_headers, ResponseHeaders()
+        ),
         mark=opts["web_acl"].mark if "web_acl" in opts else node.mark,
     )
 
@@ -450,6 +502,22 @@ def _route_host(node: Node) -> str:
     if not name or any(c in name for c in "*:/ \t"):
         raise node.expected("'*', '*.example.com' or a host name without port")
     return host
+
+
+def _response_headers(node: Node) -> ResponseHeaders:
+    opts = node.fields(optional=["add", "remove"])
+    add: list[tuple[str, str]] = []
+    for name, value in opts["add"].map().items() if "add" in opts else ():
+        add.append((_header_name(Node(name, value.mark, value.path)), _header_value(value)))
+    remove = tuple(_header_name(n) for n in opts["remove"].seq()) if "remove" in opts else ()
+    return ResponseHeaders(add=tuple(add), remove=remove)
+
+
+def _header_value(node: Node) -> str:
+    value = node.str()
+    if any(c in value for c in "\r\n\x00"):
+        raise node.expected("a header value without line breaks")
+    return value
 
 
 def _path_prefix(node: Node) -> str:
