@@ -104,11 +104,14 @@ def load_rule_files(paths: Sequence[Path | str], extra: Sequence[Node] = ()) -> 
     Raises ConfigErrors listing every problem.
     """
     sources = Sources()
-    for path in _managed_files():
-        _gather(sources, Path(path), managed=True)
+    managed = _managed_files()
+    for path in managed:
+        _gather(sources, path, managed=True)
+    shipped = {p.resolve() for p in managed}
     files = tuple(Path(p) for p in paths)
     for path in files:
-        _gather(sources, path, managed=False)
+        if path.resolve() not in shipped:  # a managed group named again: already loaded
+            _gather(sources, path, managed=False)
     for node in extra:
         _gather(sources, Path(node.mark.file), managed=False, root=node)
     acls: dict[str, WebAcl] = {}
