@@ -86,6 +86,7 @@ class Sources:
     errors: list[ConfigError] = field(default_factory=list)
     used_sets: set[str] = field(default_factory=set)
     used_groups: set[str] = field(default_factory=set)
+    shipped_sets: set[str] = field(default_factory=set)
     dynamic_sets: set[str] = field(default_factory=set)
     read_files: list[Path] = field(default_factory=list)
 
@@ -187,6 +188,10 @@ def _gather(sources: Sources, path: Path, *, managed: bool, root: Node | None = 
         sources.errors.append(exc)
         return
     _gather_sets(sources, items, path.parent)
+    if managed:  # a shipped group's sets are used when the group is: no warning for them
+        for key in ("ip_sets", "regex_pattern_sets"):
+            if key in items and items[key].is_map:
+                sources.shipped_sets.update(items[key].map())
 
 
 def _add(table: dict[str, Node], name_node: Node, root: Node, what: str) -> None:
@@ -271,7 +276,7 @@ def _unused_set_warnings(sources: Sources) -> list[str]:
     out = []
     for kind, table in (("IP set", sources.ip_sets), ("regex pattern set", sources.regex_sets)):
         for name, (node, _) in table.items():
-            if name not in sources.used_sets:
+            if name not in sources.used_sets and name not in sources.shipped_sets:
                 out.append(f"{node.mark}: {kind} {name!r} is not used by any rule")
     return out
 
