@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
-from aiohttp.http import SERVER_SOFTWARE
 from aiohttp.http_exceptions import BadHttpMethod, LineTooLong
 from aiohttp.typedefs import Handler
 from aiohttp.web_protocol import RequestHandler
@@ -58,6 +57,7 @@ class AppKeys:
     runtime_ref = web.AppKey("runtime_ref", RuntimeRef)
     metrics = web.AppKey("metrics", Metrics)
     decision_log = web.AppKey("decision_log", DecisionLog)
+    handler = web.AppKey("handler", ProxyHandler)
 
 
 def build_proxy_app(
@@ -92,15 +92,8 @@ def build_proxy_app(
     app[AppKeys.runtime_ref] = runtime_ref
     app[AppKeys.metrics] = metrics
     app[AppKeys.decision_log] = decision_log
-    app.on_response_prepare.append(_server_header)
+    app[AppKeys.handler] = proxy_handler
     return app
-
-
-async def _server_header(request: web.Request, response: web.StreamResponse) -> None:
-    """aiohttp fills in its own and Python's versions where no Server header was set (ours, or
-    an upstream's that sent none): announce no versions."""
-    if response.headers.get("Server") == SERVER_SOFTWARE:
-        response.headers["Server"] = "wafproxy"
 
 
 # -- the guarded protocol --------------------------------------------------------------------------
@@ -218,9 +211,12 @@ class EdgeRunner(web.AppRunner):
         self._guard = guard
 
     async def _make_server(self) -> web.Server:
+        """The proxy app has no routes: its handler is called directly, skipping the router
+        (which would build a 404 exception for every request) and the middleware chain."""
         plain = await super()._make_server()
+        handler = self._app.get(AppKeys.handler)
         return GuardedServer(
-            plain.request_handler,
+            handler.handle if handler is not None else plain.request_handler,
             guard=self._guard,
             request_factory=plain.request_factory,
             handler_cancellation=plain.handler_cancellation,

@@ -9,8 +9,8 @@ Error responses carry the request id and never internal detail.
 from __future__ import annotations
 
 import logging
+import random
 import time
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -49,6 +49,8 @@ REQUEST_ID_CHARS = frozenset(
     "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.:@+=/"
 )
 MAX_REQUEST_ID = 128
+SERVER_NAME = "wafproxy"
+"""Our own answers say only this; aiohttp would announce its and Python's versions."""
 CLIENT_CLOSED = 499
 """Status recorded (never sent) when the client went away first, as nginx does."""
 
@@ -59,7 +61,8 @@ def client_gone(request: web.BaseRequest) -> bool:
 
 
 def new_request_id() -> str:
-    return uuid.uuid4().hex
+    """128 random bits as hex: unique, not a secret (uuid4 costs more for the same bits)."""
+    return f"{random.getrandbits(128):032x}"
 
 
 def valid_request_id(value: str) -> bool:
@@ -71,6 +74,7 @@ def error_response(status: int, request_id: str, header: str) -> web.Response:
     text = f"{status} {_phrase(status)}\nrequest id: {request_id}\n"
     response = web.Response(status=status, text=text, content_type="text/plain")
     response.headers[header] = request_id
+    response.headers["Server"] = SERVER_NAME
     return response
 
 
@@ -94,6 +98,7 @@ def block_response(verdict: Verdict, request_id: str, header: str) -> web.Respon
         response.headers.add(name, value)
     response.headers["Content-Type"] = custom.content_type
     response.headers[header] = request_id
+    response.headers.setdefault("Server", SERVER_NAME)
     return response
 
 

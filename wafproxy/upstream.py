@@ -358,6 +358,8 @@ async def relay(
     harden(response.headers, policy)
     for name, value in extra:
         response.headers[name] = value
+    if "Server" not in response.headers:  # else aiohttp would announce its own version
+        response.headers["Server"] = "wafproxy"
     try:
         await response.prepare(request)
         on_start(upstream.status)
