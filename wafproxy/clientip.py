@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Sequence
+from functools import lru_cache
 
 from wafproxy.config.model import ClientIpConfig, IpPosition
 
@@ -61,6 +62,17 @@ class ClientIpResolver:
 def parse_ip(text: str) -> Address | None:
     """An address from a peer or a header entry: ``1.2.3.4``, ``1.2.3.4:80``, ``[::1]:80``,
     ``::ffff:1.2.3.4`` (as 1.2.3.4); None when it is not one."""
+    if len(text) > MAX_ADDRESS_TEXT:  # longer than any address: hostile, and never cached
+        return None
+    return _parse_ip(text)
+
+
+MAX_ADDRESS_TEXT = 64
+
+
+@lru_cache(maxsize=8192)
+def _parse_ip(text: str) -> Address | None:
+    """Cached: the same peers and proxies come back request after request."""
     text = text.strip()
     if text.startswith("["):
         text = text[1:].partition("]")[0]
