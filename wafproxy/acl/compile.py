@@ -290,6 +290,8 @@ class Compiler:
         self.acl_name = acl_name
         self.geo: GeoResolver | None = None
         self.namespace = ""
+        self.max_paranoia = 4
+        """The paranoia level of the managed group reference being compiled (4: all rules)."""
         """The label namespace of the rules being compiled (label_match keys resolve in it)."""
         self.group = ""
         """The rule group whose rules are being compiled ("" for the web ACL's own rules)."""

@@ -123,6 +123,7 @@ def _run(
         if rule.action.terminating:
             return rule, rule.action, group
         ctx.inserted.extend(rule.action.insert_headers)
+        ctx.score += rule.action.score
     return None
 
 

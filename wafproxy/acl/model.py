@@ -78,6 +78,8 @@ class RuleAction:
     """allow / count: headers added to the request sent upstream (``x-wafproxy-<name>``)."""
     response: CustomResponse | None = None
     """block: the custom response, or None for the plain 403."""
+    score: int = 0
+    """count in anomaly-scoring mode: what a match adds to the request's anomaly score."""
 
     @property
     def terminating(self) -> bool:
@@ -120,6 +122,11 @@ class Rule:
     group: RuleGroup | None = None
     type: RuleType = RuleType.REGULAR
     capacity: int = 1
+    severity: str = "critical"
+    """critical / high / medium / low: the anomaly score a match adds in scoring mode."""
+    paranoia_level: int = 1
+    """1 (fewest false positives) .. 4 (most detections): a group reference's
+    ``paranoia_level`` leaves out the rules above it."""
 
 
 @dataclass(frozen=True)
@@ -257,5 +264,7 @@ class EvalContext:
     ip_sets: Mapping[str, IpSet] = field(default_factory=dict)
     """The current entries of the dynamic IP sets, by name (an immutable snapshot)."""
     rate_matches: list[RateMatch] = field(default_factory=list)
+    score: int = 0
+    """The anomaly score: the sum of the scores of the scoring rules that matched so far."""
     trace: Callable[[str, object], None] | None = None
     """``wafproxy explain`` sets this to see each step; None on the hot path."""

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from wafproxy.acl.actions import compile_action
 from wafproxy.acl.model import (
+    ActionKind,
     OverrideAction,
     Rule,
     RuleAction,
@@ -55,6 +56,7 @@ def _compile_items(
 ) -> tuple[Rule, ...]:
     rules: list[Rule] = []
     names: dict[str, Node] = {}
+    items = [item for item in items if _within_paranoia(item, c.max_paranoia)]
     priorities: dict[int, Node] = {}
     for item in items:
         try:
@@ -83,7 +85,7 @@ def compile_rule(node: Node, c: Compiler, namespace: str, *, in_group: bool) -> 
     opts = node.fields(required=["name", "priority", "statement"], optional=RULE_KEYS)
     name = _rule_name(opts["name"])
     priority = opts["priority"].int(0)
-    _metadata(opts)
+    severity, paranoia_level = _metadata(opts)
     labels = qualified_labels(opts.get("rule_labels"), namespace)
     kind, _ = opts["statement"].single_key("statement")
     if kind in GROUP_STATEMENTS:
@@ -111,10 +113,19 @@ def compile_rule(node: Node, c: Compiler, namespace: str, *, in_group: bool) -> 
         labels=labels,
         type=rule_type,
         capacity=statement.capacity,
+        severity=severity,
+        paranoia_level=paranoia_level,
     )
 
 
 SEVERITIES = ["critical", "high", "medium", "low"]
+
+
+def _within_paranoia(item: Node, max_level: int) -> bool:
+    """Rules above the reference's paranoia level are left out before they compile, so their
+    patterns never join the scan plan."""
+    level = item.map().get("paranoia_level") if item.is_map else None
+    return level is None or not isinstance(level.value, int) or level.value <= max_level
 
 
 def _metadata(opts: dict[str, Node]) -> tuple[str, int]:
@@ -170,7 +181,9 @@ def _group_rule(
 
 
 def _custom_group(node: Node, c: Compiler) -> RuleGroup:
-    opts = node.fields(required=["ref"], optional=["rule_action_overrides"])
+    opts = node.fields(
+        required=["ref"], optional=["rule_action_overrides", "paranoia_level", "mode"]
+    )
     name = opts["ref"].str()
     if name not in c.sources.groups:
         from wafproxy.acl.compile import _missing
@@ -178,11 +191,7 @@ def _custom_group(node: Node, c: Compiler) -> RuleGroup:
         raise opts["ref"].error(_missing("rule group", name, c.sources.groups))
     c.sources.used_groups.add(name)
     root = c.sources.groups[name]
-    outer, c.group = c.group, name
-    try:
-        rules = compile_rule_list(root.map().get("rules"), c, f"rulegroup:{name}", in_group=True)
-    finally:
-        c.group = outer
+    rules = _group_rules(root.map().get("rules"), c, name, f"rulegroup:{name}", opts)
     rules = _apply_overrides(rules, opts.get("rule_action_overrides"), c)
     _check_capacity(root, rules)
     return RuleGroup(name=name, rules=rules)
@@ -191,8 +200,11 @@ def _custom_group(node: Node, c: Compiler) -> RuleGroup:
 def _managed_group(node: Node, c: Compiler) -> RuleGroup:
     opts = node.fields(
         required=["name"],
-        optional=["version", "scope_down_statement", "rule_action_overrides", "vendor_name"],
-    )
+        optional=[
+            "version", "scope_down_statement", "rule_action_overrides", "vendor_name",
+            "paranoia_level", "mode",
+        ],
+    )  # fmt: skip
     name = opts["name"].str()
     if name not in c.sources.managed:
         from wafproxy.acl.compile import _missing
@@ -208,13 +220,43 @@ def _managed_group(node: Node, c: Compiler) -> RuleGroup:
     scope_down: Statement | None = None
     if "scope_down_statement" in opts:
         scope_down = c.statement(opts["scope_down_statement"])
-    outer, c.group = c.group, name
-    try:
-        rules = compile_rule_list(root.get("rules"), c, "", in_group=True)
-    finally:
-        c.group = outer
+    rules = _group_rules(root.get("rules"), c, name, "", opts)
     rules = _apply_overrides(rules, opts.get("rule_action_overrides"), c)
     return RuleGroup(name=name, rules=rules, managed=True, version=version, scope_down=scope_down)
+
+
+def _group_rules(
+    node: Node | None, c: Compiler, name: str, namespace: str, opts: dict[str, Node]
+) -> tuple[Rule, ...]:
+    """The group's rules at the reference's ``paranoia_level`` (managed groups default to 1,
+    custom groups to 4: all their rules) in the reference's ``mode``."""
+    default_level = 1 if not namespace else 4
+    level = opts["paranoia_level"].int(1, 4) if "paranoia_level" in opts else default_level
+    mode = opts["mode"].one_of(MODES) if "mode" in opts else "first_match"
+    outer, c.group = c.group, name
+    outer_level, c.max_paranoia = c.max_paranoia, level
+    try:
+        rules = compile_rule_list(node, c, namespace, in_group=True)
+    finally:
+        c.group = outer
+        c.max_paranoia = outer_level
+    if mode == "anomaly_scoring":
+        rules = tuple(_scoring(rule) for rule in rules)
+    return rules
+
+
+MODES = ["first_match", "anomaly_scoring"]
+SEVERITY_SCORES = {"critical": 5, "high": 4, "medium": 3, "low": 2}
+"""As OWASP CRS scores them: with the usual threshold of 5 one critical match blocks."""
+
+
+def _scoring(rule: Rule) -> Rule:
+    """In anomaly-scoring mode a blocking rule counts and adds its severity's score instead."""
+    if rule.action is None or rule.action.kind is not ActionKind.BLOCK:
+        return rule
+    from dataclasses import replace
+
+    return replace(rule, action=RuleAction(ActionKind.COUNT, score=SEVERITY_SCORES[rule.severity]))
 
 
 def _apply_overrides(rules: tuple[Rule, ...], node: Node | None, c: Compiler) -> tuple[Rule, ...]:

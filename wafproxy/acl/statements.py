@@ -362,6 +362,29 @@ def label_match(node: Node, c: Compiler) -> Statement:
 
 
 @dataclass(frozen=True)
+class AnomalyScore:
+    test: Callable[[int], bool]
+    capacity: int = 1
+
+    def matches(self, req: WafRequest, ctx: EvalContext) -> bool:
+        return self.test(ctx.score)
+
+
+@STATEMENTS.register("anomaly_score")
+def anomaly_score(node: Node, c: Compiler) -> Statement:
+    """The request's anomaly score so far: the sum of the severity scores (critical 5, high 4,
+    medium 3, low 2) of the rules that matched in managed groups referenced with
+    ``mode: anomaly_scoring``. Put it in a rule after those groups to block at a threshold.
+
+    ``anomaly_score: {comparison_operator: ge, score: 5}``
+    """
+    opts = node.fields(required=["comparison_operator", "score"])
+    op = SIZE_OPERATORS[opts["comparison_operator"].one_of(list(SIZE_OPERATORS))]
+    score = opts["score"].int(0, 1000)
+    return AnomalyScore(lambda n: op(n, score))
+
+
+@dataclass(frozen=True)
 class AndStatement:
     parts: tuple[Statement, ...]
     capacity: int

@@ -68,11 +68,14 @@ def discover(paths: Iterable[Path]) -> list[Path]:
 
 def load_test_file(path: Path) -> TestFile:
     root = load_file(path)
-    opts = root.fields(required=["tests"], optional=["rule_files", "web_acl", "rule_group"])
+    opts = root.fields(
+        required=["tests"], optional=["rule_files", "web_acl", "rule_group", "paranoia_level"]
+    )
     rule_files = _rule_files(path, opts.get("rule_files"))
     extra: list[Node] = []
     if "rule_group" in opts:
-        extra.append(_wrapper(opts["rule_group"], path))
+        level = opts["paranoia_level"].int(1, 4) if "paranoia_level" in opts else 4
+        extra.append(_wrapper(opts["rule_group"], path, level))
     rule_set = load_rule_files(rule_files, extra)
     acl = _pick_acl(rule_set, opts, root)
     errors: list[ConfigError] = []
@@ -130,17 +133,21 @@ def _rule_files(path: Path, node: Node | None) -> list[Path]:
     return [sibling] if sibling.exists() else []
 
 
-def _wrapper(node: Node, path: Path) -> Node:
-    """A web ACL holding just the group, so its rules can be tested alone."""
+def _wrapper(node: Node, path: Path, paranoia_level: int) -> Node:
+    """A web ACL holding just the group, so its rules can be tested alone (a managed group at
+    ``paranoia_level``, by default 4: every rule)."""
     name = node.str()
     from wafproxy.acl.compile import _managed_files
 
     managed = any(f.stem == name for f in _managed_files())
-    kind = "managed_rule_group: {name: %s}" if managed else "rule_group: {ref: %s}"
+    if managed:
+        statement = f"managed_rule_group: {{name: {name}, paranoia_level: {paranoia_level}}}"
+    else:
+        statement = f"rule_group: {{ref: {name}}}"
     text = (
         f"web_acl: {WRAPPER_ACL}\ndefault_action: allow\nrules:\n"
         f"  - name: {name}\n    priority: 0\n    override_action: none\n"
-        f"    statement: {{{kind % name}}}\n"
+        f"    statement: {{{statement}}}\n"
     )
     return parse(text, str(path))
 
