@@ -73,6 +73,7 @@ def rich_rules() -> list[str]:
         "{asn_match: {asn_list: [64500]}}",
         "{label_match: {scope: label, key: 'awswaf:clientip:geo:country:NL'}}",
         "{label_match: {scope: namespace, key: 'hit:'}}",
+        "{anomaly_score: {comparison_operator: ge, score: 5}}",
         "{and: [{not: {ip_set: {ref: nets}}}, {or: [{label_match: {scope: label, key: 'hit:x'}}, "
         "{byte_match: {field: method, constraint: exactly, value: POST}}]}]}",
     ]

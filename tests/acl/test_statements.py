@@ -214,6 +214,11 @@ ROWS = [
         ((req("/", ("X-Label", "yes")), True), (req("/"), False))),
     Row("label-namespace", "{label_match: {scope: namespace, key: 'seen:'}}",
         ((req("/", ("X-Label", "yes")), True), (req("/"), False))),
+    # -- anomaly_score (no scoring group here: the score stays 0) ----------------------------------
+    Row("anomaly-score-ge-0", "{anomaly_score: {comparison_operator: ge, score: 0}}",
+        ((req("/"), True),)),
+    Row("anomaly-score-gt-0", "{anomaly_score: {comparison_operator: gt, score: 0}}",
+        ((req("/?q=anything"), False),)),
     # -- and / or / not ----------------------------------------------------------------------------
     Row("and", f"{{and: [{A_B[0]}, {A_B[1]}]}}",
         ((req("/a/x.php"), True), (req("/a/x"), False), (req("/b/x.php"), False))),
