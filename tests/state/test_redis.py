@@ -58,7 +58,7 @@ async def make_state(redis_server: RedisServer) -> AsyncIterator[Callable[..., o
         config = StateConfig(
             backend=Backend.REDIS,
             on_state_error=on_error,
-            redis=RedisConfig(url=redis_server.url, timeout=0.5),
+            redis=RedisConfig(url=redis_server.url, timeout=2.0),
         )
         state = RedisState(config, StateMetrics(registry))
         await state.start()

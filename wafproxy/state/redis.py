@@ -329,6 +329,8 @@ class RedisState:
                     await self._load_ip_sets()
             except FAILURES as exc:
                 self._failed(exc, "ip_sets")
+            except Exception:  # the poller must outlive any one bad read
+                log.exception("state: reloading the dynamic IP sets failed")
 
     async def _load_ip_sets(self) -> None:
         version = await self.client.get(self._version_key)
