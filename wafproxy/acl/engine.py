@@ -166,12 +166,19 @@ def field_values(
         values: Sequence[str] = fld.extract(req)
     else:
         previous = field_values(req, ctx, fld, names[:-1], fns[:-1])
-        fn = fns[-1]
-        values = tuple(fn(v) for v in previous)
+        values = tuple(map(fns[-1], previous))
     ctx.values[key] = values
     if ctx.trace is not None:
         ctx.trace("values", (fld.key, names, values))
     return values
+
+
+def may_force(fld: Field) -> bool:
+    """False for fields that are always inspected whole (path, query, one header, ...): their
+    statements skip the oversize / fallback checks on every request."""
+    from wafproxy.acl.fields import _Whole
+
+    return not isinstance(fld, _Whole)
 
 
 def forced_result(req: WafRequest, ctx: EvalContext, fld: Field) -> bool | None:

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING
 
 from wafproxy.acl.attacks import is_sqli, is_xss
-from wafproxy.acl.engine import atom_hit, field_values, forced_result, group_hits
+from wafproxy.acl.engine import atom_hit, field_values, forced_result, group_hits, may_force
 from wafproxy.acl.forwarded import ForwardedIp, compile_forwarded_ip, request_ips
 from wafproxy.acl.ipset import IpSet
 from wafproxy.acl.matchers import Constraint, literal_regex
@@ -50,11 +51,13 @@ class PatternMatch:
     slot: int
     atoms: frozenset[int]
     capacity: int
+    check_forced: bool = True
 
     def matches(self, req: WafRequest, ctx: EvalContext) -> bool:
-        forced = forced_result(req, ctx, self.field)
-        if forced is not None:
-            return forced
+        if self.check_forced:
+            forced = forced_result(req, ctx, self.field)
+            if forced is not None:
+                return forced
         if ctx.trace is not None:
             return any([atom_hit(req, ctx, self.slot, atom) for atom in sorted(self.atoms)])
         return not group_hits(req, ctx, self.slot).isdisjoint(self.atoms)
@@ -62,7 +65,8 @@ class PatternMatch:
 
 def _pattern_match(fld: Field, chain: Chain, refs: Sequence[AtomRef], base_cost: int) -> Statement:
     (slot,) = {ref.slot for ref in refs}
-    return PatternMatch(fld, chain, slot, frozenset(r.atom for r in refs), _cost(base_cost, chain))
+    atoms = frozenset(r.atom for r in refs)
+    return PatternMatch(fld, chain, slot, atoms, _cost(base_cost, chain), may_force(fld))
 
 
 @STATEMENTS.register("byte_match")
@@ -165,15 +169,15 @@ class Detector:
     chain: Chain
     detect: Callable[[str], bool]
     capacity: int
+    check_forced: bool = True
 
     def matches(self, req: WafRequest, ctx: EvalContext) -> bool:
-        forced = forced_result(req, ctx, self.field)
-        if forced is not None:
-            return forced
-        detect = self.detect
-        return any(
-            detect(v) for v in field_values(req, ctx, self.field, self.chain.names, self.chain.fns)
-        )
+        if self.check_forced:
+            forced = forced_result(req, ctx, self.field)
+            if forced is not None:
+                return forced
+        values = field_values(req, ctx, self.field, self.chain.names, self.chain.fns)
+        return any(map(self.detect, values))
 
 
 @STATEMENTS.register("sqli_match")
@@ -189,7 +193,8 @@ def sqli_match(node: Node, c: Compiler) -> Statement:
     fld = c.field(opts["field"])
     chain = c.chain(opts.get("transforms"))
     high = level == "high"
-    return Detector(fld, chain, lambda v: is_sqli(v, high=high), _cost(30 if high else 20, chain))
+    detect = partial(is_sqli, high=high)
+    return Detector(fld, chain, detect, _cost(30 if high else 20, chain), may_force(fld))
 
 
 @STATEMENTS.register("xss_match")
@@ -201,7 +206,7 @@ def xss_match(node: Node, c: Compiler) -> Statement:
     opts = node.fields(required=["field"], optional=["transforms"])
     fld = c.field(opts["field"])
     chain = c.chain(opts.get("transforms"))
-    return Detector(fld, chain, is_xss, _cost(40, chain))
+    return Detector(fld, chain, is_xss, _cost(40, chain), may_force(fld))
 
 
 # -- address statements -------------------------------------------------------------------------
