@@ -118,6 +118,38 @@ def field_stmt(field: dict[str, Any], transforms: list[dict[str, Any]] = NO_TRAN
 # -- statements -----------------------------------------------------------------------------------
 STATEMENTS: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
     (
+        "rate-based",
+        {
+            "RateBasedStatement": {
+                "Limit": 100,
+                "AggregateKeyType": "IP",
+                "EvaluationWindowSec": 60,
+                "ScopeDownStatement": {
+                    "ByteMatchStatement": {
+                        "FieldToMatch": {"UriPath": {}},
+                        "PositionalConstraint": "STARTS_WITH",
+                        "SearchString": "/login",
+                        "TextTransformations": [{"Priority": 0, "Type": "NONE"}],
+                    }
+                },
+            }
+        },
+        {
+            "rate_based": {
+                "limit": 100,
+                "aggregate_key_type": "ip",
+                "evaluation_window_sec": 60,
+                "scope_down_statement": {
+                    "byte_match": {
+                        "field": "uri_path",
+                        "constraint": "starts_with",
+                        "value": "/login",
+                    }
+                },
+            }
+        },
+    ),
+    (
         "byte_match",
         {
             "ByteMatchStatement": {
@@ -362,8 +394,15 @@ def test_statement(aws: dict[str, Any], ours: dict[str, Any]) -> None:
 
 STATEMENT_ERRORS: list[tuple[dict[str, Any], str]] = [
     (
-        {"RateBasedStatement": {"Limit": 100, "AggregateKeyType": "IP"}},
-        "acl.json: Rules[0].Statement.RateBasedStatement: rate_based is not supported yet",
+        {
+            "RateBasedStatement": {
+                "Limit": 100,
+                "AggregateKeyType": "CUSTOM_KEYS",
+                "CustomKeys": [{"HTTPMethod": {}}],
+            }
+        },
+        "acl.json: Rules[0].Statement.RateBasedStatement.CustomKeys: importing custom_keys is "
+        "not supported yet",
     ),
     (
         {

@@ -33,8 +33,8 @@ Kept in another form:
   get-* output (``{"WebACL": ...}``) and as text in a bare object. SearchStringBase64
   (CloudFormation) is always base64.
 
-Refused: RateBasedStatement, Captcha / Challenge actions, the JA3Fingerprint / JA4Fingerprint /
-UriFragment fields, ManagedRuleGroupConfigs, managed groups without a counterpart,
+Refused: RateBasedStatement CustomKeys, Captcha / Challenge actions, the JA3Fingerprint /
+JA4Fingerprint / UriFragment fields, ManagedRuleGroupConfigs, managed groups without a counterpart,
 AssociationConfig, DataProtectionConfig, OnSourceDDoSProtectionConfig, Firewall Manager rule
 groups, non-default CaptchaConfig / ChallengeConfig.
 """
@@ -391,6 +391,7 @@ class _Converter:
             "NotStatement": self.not_,
             "RuleGroupReferenceStatement": self.rule_group_reference,
             "ManagedRuleGroupStatement": self.managed_rule_group,
+            "RateBasedStatement": self.rate_based,
         }
 
     def run(self) -> ImportResult:
@@ -705,10 +706,6 @@ class _Converter:
     def statement(self, value: object, path: str) -> Out:
         key, inner = self.one_key(value, path, "statement")
         p = _join(path, key)
-        if key == "RateBasedStatement":
-            raise self.error(
-                p, "rate_based is not supported yet: wafproxy's engine has no rate-based rules"
-            )
         if key not in self.statements:
             raise self.error(p, f"unknown statement {key!r}")
         return self.statements[key](inner, p)
@@ -776,6 +773,37 @@ class _Converter:
     def xss_match(self, value: object, path: str) -> Out:
         f = self.fields(value, path, ["FieldToMatch", "TextTransformations"])
         return self.inspect("xss_match", f, path, {})
+
+    def rate_based(self, value: object, path: str) -> Out:
+        f = self.fields(
+            value,
+            path,
+            ["Limit", "AggregateKeyType"],
+            ["EvaluationWindowSec", "ScopeDownStatement", "ForwardedIPConfig", "CustomKeys"],
+        )
+        key_type = self.choice(
+            f["AggregateKeyType"],
+            _join(path, "AggregateKeyType"),
+            ("IP", "FORWARDED_IP", "CONSTANT", "CUSTOM_KEYS"),
+        )
+        if key_type == "custom_keys" or "CustomKeys" in f:
+            raise self.error(
+                _join(path, "CustomKeys"), "importing custom_keys is not supported yet"
+            )
+        out: Out = {
+            "limit": self.integer(f["Limit"], _join(path, "Limit")),
+            "aggregate_key_type": key_type,
+        }
+        if "EvaluationWindowSec" in f:
+            window = _join(path, "EvaluationWindowSec")
+            out["evaluation_window_sec"] = self.integer(f["EvaluationWindowSec"], window)
+        if "ScopeDownStatement" in f:
+            scope = _join(path, "ScopeDownStatement")
+            out["scope_down_statement"] = self.statement(f["ScopeDownStatement"], scope)
+        if "ForwardedIPConfig" in f:
+            fwd = _join(path, "ForwardedIPConfig")
+            out["forwarded_ip_config"] = self.forwarded(f["ForwardedIPConfig"], fwd, False)
+        return {"rate_based": out}
 
     def geo_match(self, value: object, path: str) -> Out:
         f = self.fields(value, path, ["CountryCodes"], ["ForwardedIPConfig"])
