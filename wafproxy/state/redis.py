@@ -339,16 +339,15 @@ class RedisState:
             for name in names:
                 pipe.hgetall(self._set_key(name))
             tables = await pipe.execute()
-        now = clock(None)
         entries: list[IpEntry] = []
         for name, table in zip(names, tables, strict=True):
             for address, raw in table.items():
                 entry = _entry(name, _text(address), raw)
-                if entry is not None and entry.alive(now):
+                if entry is not None:  # expiry is judged by ip_sets(now), on the caller's clock
                     entries.append(entry)
         self.dynamic.replace(entries)
         self._version = None if version is None else _text(version).encode()
-        for name, count in self.dynamic.counts(now).items():
+        for name, count in self.dynamic.counts(clock(None)).items():
             self.metrics.ip_set_entries.labels(name).set(count)
 
     async def block_ip(
