@@ -150,13 +150,13 @@ class ProxyHandler:
             header = gen.config.request_id.header
             target = origin_form(request.raw_path)
             if target is None:
-                self.metrics.bad_requests.labels("malformed").inc()
+                self.metrics.child(self.metrics.bad_requests, "malformed").inc()
                 return error_response(400, request_id, header)
             bound = gen.runtime.route_for(request.headers.get("Host", ""), request.path)
             if bound is None:
                 return error_response(404, request_id, header)
             ex = Exchange(request, gen, bound, request_id, target)
-            gauge = self.metrics.in_flight.labels(ex.route)
+            gauge = self.metrics.child(self.metrics.in_flight, ex.route)
             gauge.inc()
             try:
                 return await self._handle(ex)
@@ -175,7 +175,7 @@ class ProxyHandler:
         limits = ex.gen.config.limits
         header_bytes = sum(len(n) + len(v) + 4 for n, v in ex.request.raw_headers)
         if header_bytes > limits.max_header_bytes:
-            self.metrics.bad_requests.labels("header_too_large").inc()
+            self.metrics.child(self.metrics.bad_requests, "header_too_large").inc()
             return await self._refuse(ex, 431, "wafproxy:max_header_bytes")
         declared = ex.request.content_length
         if declared is not None and declared > limits.max_body_bytes:
@@ -186,7 +186,7 @@ class ProxyHandler:
         if len(snap.prefix) > limits.max_body_bytes:
             return await self._too_large(ex)
         if snap.request.body_oversize:
-            self.metrics.body_oversize.labels(ex.route, "inspect").inc()
+            self.metrics.child(self.metrics.body_oversize, ex.route, "inspect").inc()
         verdict = await self._evaluate(ex, snap.request)
         if verdict.blocked:
             return self._finish(ex, block_response(verdict, ex.request_id, ex.id_header))
@@ -197,14 +197,14 @@ class ProxyHandler:
         if ex.wreq is None:
             await self._snapshot(ex, 0)
         ex.verdict = refused(rule)
-        self.metrics.requests.labels(ex.route, ex.acl, ActionKind.BLOCK.value).inc()
+        self.metrics.child(self.metrics.requests, ex.route, ex.acl, ActionKind.BLOCK.value).inc()
         response = error_response(status, ex.request_id, ex.id_header)
         response.force_close()
         return self._finish(ex, response)
 
     async def _too_large(self, ex: Exchange) -> web.StreamResponse:
-        self.metrics.body_oversize.labels(ex.route, "reject").inc()
-        self.metrics.bad_requests.labels("body_too_large").inc()
+        self.metrics.child(self.metrics.body_oversize, ex.route, "reject").inc()
+        self.metrics.child(self.metrics.bad_requests, "body_too_large").inc()
         return await self._refuse(ex, 413, "wafproxy:max_body_bytes")
 
     def _bad_body(self, ex: Exchange) -> web.StreamResponse:
@@ -214,7 +214,7 @@ class ProxyHandler:
         if client_gone(ex.request):
             self._log(ex, CLIENT_CLOSED)
             return response
-        self.metrics.bad_requests.labels("malformed").inc()
+        self.metrics.child(self.metrics.bad_requests, "malformed").inc()
         return self._finish(ex, response)
 
     async def _snapshot(self, ex: Exchange, inspect_bytes: int) -> Snapshot | None:
@@ -252,7 +252,7 @@ class ProxyHandler:
                 await self._settle(state, view, now)  # keys only the second pass reached
         self.metrics.observe_verdict(ex.route, ex.acl, verdict, seconds)
         if verdict.error is not None:
-            self.metrics.evaluation_errors.labels(ex.acl).inc()
+            self.metrics.child(self.metrics.evaluation_errors, ex.acl).inc()
         ex.verdict = verdict
         return verdict
 
@@ -314,7 +314,9 @@ class ProxyHandler:
             body = RequestBody(snap.prefix, rest, ex.gen.config.limits.max_body_bytes)
         begin = time.monotonic()
         upstream = await open_upstream(pool, ex.request.method, ex.target, headers, fwd, body)
-        self.metrics.upstream_seconds.labels(ex.route).observe(time.monotonic() - begin)
+        self.metrics.child(self.metrics.upstream_seconds, ex.route).observe(
+            time.monotonic() - begin
+        )
         extra = ((ex.id_header, ex.request_id),)
         policy = ex.bound.route.response_headers
         return await relay(
@@ -334,14 +336,16 @@ class ProxyHandler:
         if client_gone(ex.request):
             self._log(ex, CLIENT_CLOSED)
             return response
-        self.metrics.upstream_errors.labels(ex.route, exc.kind.value).inc()
+        self.metrics.child(self.metrics.upstream_errors, ex.route, exc.kind.value).inc()
         return self._finish(ex, response)
 
     def _after(self, ex: Exchange, outcome: Outcome) -> None:
         if outcome.upstream_seconds is not None:
-            self.metrics.upstream_seconds.labels(ex.route).observe(outcome.upstream_seconds)
+            self.metrics.child(self.metrics.upstream_seconds, ex.route).observe(
+                outcome.upstream_seconds
+            )
         if outcome.error is not None:
-            self.metrics.upstream_errors.labels(ex.route, outcome.error.value).inc()
+            self.metrics.child(self.metrics.upstream_errors, ex.route, outcome.error.value).inc()
         self._log(ex, CLIENT_CLOSED if outcome.client_gone and not ex.logged else outcome.status)
 
     def _finish(self, ex: Exchange, response: web.StreamResponse) -> web.StreamResponse:
