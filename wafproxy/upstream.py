@@ -22,6 +22,14 @@ from yarl import URL
 
 from wafproxy.config.model import HOST_PASS, HOST_UPSTREAM, ResponseHeaders, Target, Upstream
 from wafproxy.request import Header
+from wafproxy.upstream_http import (
+    ConnectFailed,
+    ConnectionPool,
+    Timeouts,
+    UpstreamProtocolError,
+    UpstreamResponse,
+    exchange,
+)
 
 HOP_BY_HOP = frozenset(
     {"connection", "keep-alive", "te", "trailer", "transfer-encoding", "upgrade"}
@@ -70,6 +78,10 @@ class ClientBodyError(Exception):
 
 
 def classify(exc: BaseException) -> ErrorKind:
+    if isinstance(exc, ConnectFailed):
+        return ErrorKind.TIMEOUT if exc.timed_out else ErrorKind.CONNECT
+    if isinstance(exc, UpstreamProtocolError):
+        return ErrorKind.PROTOCOL
     if isinstance(exc, TimeoutError):
         return ErrorKind.TIMEOUT
     if isinstance(exc, aiohttp.ClientConnectorError):
@@ -79,9 +91,16 @@ def classify(exc: BaseException) -> ErrorKind:
     return ErrorKind.PROTOCOL
 
 
+UPSTREAM_FAILURES = (
+    aiohttp.ClientError, TimeoutError, OSError, ConnectFailed, UpstreamProtocolError
+)  # fmt: skip
+
+
 def _is_connect_failure(exc: BaseException) -> bool:
     """Failures before anything was sent: safe to try the next target, and count for health."""
-    return isinstance(exc, (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError))
+    return isinstance(
+        exc, (ConnectFailed, aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)
+    )
 
 
 # -- headers ---------------------------------------------------------------------------------------
@@ -170,10 +189,12 @@ class UpstreamPool:
         self.config = config
         self.targets = [TargetHealth(t) for t in config.targets]
         self._next = 0
+        self.connections = ConnectionPool(config.pool_size, config.connect_timeout)
         self._session: aiohttp.ClientSession | None = None
 
     @property
     def session(self) -> aiohttp.ClientSession:
+        """aiohttp's client, for WebSocket upgrades only (plain requests use ``connections``)."""
         if self._session is None:
             self._session = _new_session(self.config)
         return self._session
@@ -209,6 +230,7 @@ class UpstreamPool:
                 health.down_until = known[health.target].down_until
 
     async def close(self) -> None:
+        self.connections.close()
         if self._session is not None:
             await self._session.close()
             self._session = None
@@ -282,7 +304,7 @@ async def open_upstream(
     headers: Sequence[Header],
     fwd: ForwardedFor,
     body: RequestBody | None,
-) -> aiohttp.ClientResponse:
+) -> UpstreamResponse:
     """Send the request to the first target that accepts a connection. Raises UpstreamError,
     BodyTooLarge or ClientBodyError.
 
@@ -294,7 +316,7 @@ async def open_upstream(
             response = await _send(pool, health.target, method, path_qs, headers, fwd, body)
         except Exception as exc:
             _raise_client_side(exc, body)
-            if not isinstance(exc, (aiohttp.ClientError, TimeoutError, OSError)):
+            if not isinstance(exc, UPSTREAM_FAILURES):
                 raise
             kind = classify(exc)
             if not _is_connect_failure(exc):
@@ -314,13 +336,18 @@ async def _send(
     headers: Sequence[Header],
     fwd: ForwardedFor,
     body: RequestBody | None,
-) -> aiohttp.ClientResponse:
-    return await pool.session.request(
+) -> UpstreamResponse:
+    config = pool.config
+    timeouts = Timeouts(config.connect_timeout, config.read_timeout, config.total_timeout)
+    return await exchange(
+        pool.connections,
+        target,
         method,
-        URL(target.url + path_qs, encoded=True),
-        headers=[("Host", host_for(fwd, target)), *headers],
-        data=body.chunks() if body is not None else None,
-        allow_redirects=False,
+        path_qs,
+        [("Host", host_for(fwd, target)), *headers],
+        body,
+        timeouts,
+        replayable=body is None or body.rest is None,
     )
 
 
@@ -332,7 +359,7 @@ def _raise_client_side(exc: BaseException, body: RequestBody | None) -> None:
         raise ClientBodyError from exc
 
 
-def response_headers(upstream: aiohttp.ClientResponse) -> list[Header]:
+def response_headers(upstream: UpstreamResponse) -> list[Header]:
     return without_hop_by_hop(decode_raw(upstream.raw_headers))
 
 
@@ -343,30 +370,41 @@ StatusCallback = Callable[[int], None]
 
 async def relay(
     request: web.BaseRequest,
-    upstream: aiohttp.ClientResponse,
+    upstream: UpstreamResponse,
     extra: Sequence[Header],
     on_start: StatusCallback,
     policy: ResponseHeaders = NO_HEADER_CHANGES,
+    on_chunk: Callable[[bytes], None] | None = None,
 ) -> tuple[web.StreamResponse, Outcome]:
     """Stream the upstream response to the client. A failure after the headers went out can
     only cut the connection, so the client sees a truncated response rather than a short one.
-    ``policy`` is the route's ``response_headers`` option."""
+    ``policy`` is the route's ``response_headers`` option; ``on_chunk`` sees each body chunk
+    before it is written (detection's login failure marker)."""
     outcome = Outcome(status=upstream.status)
-    response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
-    for name, value in response_headers(upstream):
-        response.headers.add(name, value)
-    harden(response.headers, policy)
+    streamed = upstream.status in NO_BODY or request.method == "HEAD"
+    whole = None if streamed else upstream.whole_body()
+    headers = CIMultiDict(response_headers(upstream))
+    harden(headers, policy)
     for name, value in extra:
-        response.headers[name] = value
-    if "Server" not in response.headers:  # else aiohttp would announce its own version
-        response.headers["Server"] = "wafproxy"
+        headers[name] = value
+    if "Server" not in headers:  # else aiohttp would announce its own version
+        headers["Server"] = "wafproxy"
+    response = (
+        web.StreamResponse(status=upstream.status, reason=upstream.reason, headers=headers)
+        if whole is None
+        else web.Response(
+            status=upstream.status, reason=upstream.reason, headers=headers, body=whole
+        )
+    )
     try:
         await response.prepare(request)
         on_start(upstream.status)
-        while chunk := await _read(upstream, outcome):
-            await response.write(chunk)
-        if outcome.error is None:
-            await response.write_eof()
+        if whole is not None:
+            if on_chunk is not None:
+                on_chunk(whole)
+            await response.write_eof()  # head and body in one write
+        else:
+            await _stream_body(upstream, response, outcome, on_chunk)
     except ConnectionError:
         outcome.client_gone = True
     finally:
@@ -374,6 +412,23 @@ async def relay(
     if outcome.error is not None:
         abort(request)
     return response, outcome
+
+
+NO_BODY = frozenset({204, 304})
+
+
+async def _stream_body(
+    upstream: UpstreamResponse,
+    response: web.StreamResponse,
+    outcome: Outcome,
+    on_chunk: Callable[[bytes], None] | None,
+) -> None:
+    while chunk := await _read(upstream, outcome):
+        if on_chunk is not None:
+            on_chunk(chunk)
+        await response.write(chunk)
+    if outcome.error is None:
+        await response.write_eof()
 
 
 def harden(headers: CIMultiDict[str], policy: ResponseHeaders) -> None:
@@ -385,10 +440,10 @@ def harden(headers: CIMultiDict[str], policy: ResponseHeaders) -> None:
             headers[name] = value
 
 
-async def _read(upstream: aiohttp.ClientResponse, outcome: Outcome) -> bytes:
+async def _read(upstream: UpstreamResponse, outcome: Outcome) -> bytes:
     try:
-        return await upstream.content.readany()
-    except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+        return await upstream.readany()
+    except UPSTREAM_FAILURES as exc:
         outcome.error = classify(exc)
         return b""
 
