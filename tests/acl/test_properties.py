@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from wafproxy.acl.compile import default_rule_files, load_rule_files
 from wafproxy.acl.engine import evaluate
 from wafproxy.acl.fields import FIELDS
-from wafproxy.acl.model import ActionKind, WebAcl
+from wafproxy.acl.model import ActionKind, EvalContext, WebAcl
 from wafproxy.acl.statements import STATEMENTS
 from wafproxy.acl.transforms import TRANSFORMS
 from wafproxy.rawhttp import build_request
@@ -258,3 +258,18 @@ def test_random_bytes_with_every_content_type(
         )
         verdict = evaluate(acls[which], request)
         assert verdict.error is None, verdict.error
+
+
+@pytest.mark.parametrize("which", ["default", "rich"])
+@settings(max_examples=150, deadline=None)
+@given(parts=requests())
+def test_skipping_rules_and_remembering_values_never_change_a_verdict(
+    acls: dict[str, WebAcl], which: str, parts: dict[str, Any]
+) -> None:
+    """The hot path skips rules whose atoms were not found (acl/prefilter.py) and reuses the
+    answers for values seen before (acl/memo.py); a traced evaluation does neither."""
+    acl = acls[which]
+    evaluate(acl, build(parts))  # fill the memo tables with this request's values
+    fast = evaluate(acl, build(parts))
+    traced = EvalContext(acl=acl, geo=acl.geo, trace=lambda kind, data: None)
+    assert fast == evaluate(acl, build(parts), ctx=traced)

@@ -12,6 +12,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
+from wafproxy.acl.memo import chain_memo
 from wafproxy.acl.model import (
     ActionKind,
     EvalContext,
@@ -26,11 +27,14 @@ from wafproxy.acl.model import (
     Verdict,
     WebAcl,
 )
+from wafproxy.acl.prefilter import applies as prefilter_applies
+from wafproxy.acl.prefilter import atom_key
 from wafproxy.request import WafRequest
 
 if TYPE_CHECKING:
     from wafproxy.acl.ipset import IpSet
     from wafproxy.acl.model import RateView
+    from wafproxy.acl.prefilter import Clause, Prefilter
 
 log = logging.getLogger("wafproxy.engine")
 DEFAULT_ACTION = "Default_Action"
@@ -136,7 +140,10 @@ def _run_group(
         if ctx.trace is not None:
             ctx.trace("scope_down", (rule, False))
         return None
-    decided = _run(group.rules, req, ctx, matches, group.name)
+    rules = group.rules
+    if group.prefilter is not None and _may_skip(req, ctx):
+        rules = _candidates(req, ctx, group.prefilter, rules)
+    decided = _run(rules, req, ctx, matches, group.name)
     if decided is None:
         return None
     ctx.labels.extend(rule.labels)
@@ -145,6 +152,43 @@ def _run_group(
         return None
     _, action, _ = decided
     return rule, action, group.name
+
+
+def _may_skip(req: WafRequest, ctx: EvalContext) -> bool:
+    allowed = ctx.prefilter
+    if allowed is None:
+        allowed = ctx.prefilter = prefilter_applies(req, ctx)
+    return allowed
+
+
+def _candidates(
+    req: WafRequest, ctx: EvalContext, pf: Prefilter, rules: tuple[Rule, ...]
+) -> tuple[Rule, ...]:
+    """The group's rules that can match this request, in order (acl/prefilter.py)."""
+    pairs = zip(rules, pf.triggers, strict=True) if _fired(req, ctx, pf.quick) else pf.rest
+    return tuple(
+        rule
+        for rule, trigger in pairs
+        if trigger is None or all(_fired(req, ctx, clause) for clause in trigger)
+    )
+
+
+def _fired(req: WafRequest, ctx: EvalContext, clause: Clause) -> bool:
+    found = ctx.found
+    if found is None:
+        found = ctx.found = _every_hit(req, ctx)
+    return not clause.isdisjoint(found)
+
+
+def _every_hit(req: WafRequest, ctx: EvalContext) -> frozenset[int]:
+    """Every scan of the web ACL, as ``atom_key`` numbers (the scans are cached per request
+    and remembered per value, so this is what evaluating every rule would scan anyway)."""
+    found: list[int] = []
+    for slot in range(len(ctx.acl.match_groups)):
+        hits = group_hits(req, ctx, slot)
+        if hits:
+            found.extend(atom_key(slot, atom) for atom in hits)
+    return frozenset(found)
 
 
 # -- helpers statements use ---------------------------------------------------------------------
@@ -164,12 +208,35 @@ def field_values(
         return cached
     if not names:
         values: Sequence[str] = fld.extract(req)
-    else:
+    elif ctx.trace is None:
+        values = _transformed(req, ctx, fld, names, fns)
+    else:  # explain shows every step, so nothing comes from the memo
         previous = field_values(req, ctx, fld, names[:-1], fns[:-1])
         values = tuple(map(fns[-1], previous))
     ctx.values[key] = values
     if ctx.trace is not None:
         ctx.trace("values", (fld.key, names, values))
+    return values
+
+
+def _transformed(
+    req: WafRequest,
+    ctx: EvalContext,
+    fld: Field,
+    names: tuple[str, ...],
+    fns: tuple[Transform, ...],
+) -> Sequence[str]:
+    """The chain's output per value: remembered across requests, else computed from the
+    request's cached shorter prefix of the chain."""
+    raw = field_values(req, ctx, fld, (), ())
+    memo = chain_memo(names)
+    known = [memo.get(value) for value in raw]
+    if None not in known:
+        return tuple(known)  # type: ignore[arg-type]
+    previous = field_values(req, ctx, fld, names[:-1], fns[:-1])
+    values = tuple(map(fns[-1], previous))
+    for value, result in zip(raw, values, strict=True):
+        memo.put(value, result)
     return values
 
 
@@ -200,7 +267,14 @@ def group_hits(req: WafRequest, ctx: EvalContext, slot: int) -> frozenset[int]:
     if hits is None:
         group = ctx.acl.match_groups[slot]
         inp = ctx.acl.scan_inputs[slot]
-        hits = group.scan(field_values(req, ctx, inp.field, inp.names, inp.fns))
+        if ctx.trace is None:
+            raw = field_values(req, ctx, inp.field, (), ())
+            hits = group.remembered(raw)
+            if hits is None:
+                values = field_values(req, ctx, inp.field, inp.names, inp.fns)
+                hits = group.scan_remembering(raw, values)
+        else:
+            hits = group.scan(field_values(req, ctx, inp.field, inp.names, inp.fns))
         ctx.hits[slot] = hits
     return hits
 

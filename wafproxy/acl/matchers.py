@@ -31,6 +31,7 @@ from typing import Any, Protocol
 import re2
 
 from wafproxy.acl.hscache import cache_key, cached_database
+from wafproxy.acl.memo import Memo
 
 try:
     import hyperscan as _hs
@@ -395,6 +396,33 @@ class MatchGroup:
     fallback_ids: frozenset[int]
     """Atoms Hyperscan was asked to take but RE2 matches instead."""
     _matchers: tuple[_Matcher, ...] = field(repr=False)
+    _memo: Memo[frozenset[int]] = field(default_factory=Memo, repr=False)
+    """Atoms matched, by raw (untransformed) field value: see wafproxy/acl/memo.py."""
+
+    def remembered(self, raw: Sequence[str]) -> frozenset[int] | None:
+        """The atoms matching these raw values if every one of them is remembered."""
+        memo = self._memo
+        if len(raw) == 1:
+            return memo.get(raw[0])
+        found: set[int] = set()
+        for value in raw:
+            hit = memo.get(value)
+            if hit is None:
+                return None
+            found |= hit
+        return frozenset(found)
+
+    def scan_remembering(self, raw: Sequence[str], values: Sequence[str]) -> frozenset[int]:
+        """``scan(values)``, remembering each value's atoms under its raw form."""
+        memo = self._memo
+        found: set[int] = set()
+        for original, value in zip(raw, values, strict=True):
+            hit = memo.get(original)
+            if hit is None:
+                hit = self.scan((value,))
+                memo.put(original, hit)
+            found |= hit
+        return frozenset(found)
 
     def scan(self, values: Sequence[str]) -> frozenset[int]:
         """The ids of the atoms that match at least one of ``values``."""

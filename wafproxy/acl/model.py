@@ -16,6 +16,7 @@ from wafproxy.request import Header, WafRequest
 if TYPE_CHECKING:
     from wafproxy.acl.ipset import IpSet
     from wafproxy.acl.matchers import MatchGroup
+    from wafproxy.acl.prefilter import Prefilter
 
 Transform = Callable[[str], str]
 
@@ -107,6 +108,8 @@ class RuleGroup:
     managed: bool = False
     version: str = ""
     scope_down: Statement | None = None
+    prefilter: Prefilter | None = None
+    """The rules' triggers (acl/prefilter.py); None: every rule is always evaluated."""
 
 
 @dataclass(frozen=True)
@@ -268,3 +271,7 @@ class EvalContext:
     """The anomaly score: the sum of the scores of the scoring rules that matched so far."""
     trace: Callable[[str, object], None] | None = None
     """``wafproxy explain`` sets this to see each step; None on the hot path."""
+    prefilter: bool | None = None
+    """Whether rules may be skipped by their triggers (acl/prefilter.py); None: not decided."""
+    found: frozenset[int] | None = None
+    """Every atom any scan found (``prefilter.atom_key`` numbers); None: not scanned yet."""

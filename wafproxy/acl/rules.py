@@ -19,6 +19,7 @@ from wafproxy.acl.model import (
     RuleType,
     Statement,
 )
+from wafproxy.acl.prefilter import build_prefilter
 from wafproxy.config.source import Node
 from wafproxy.errors import ConfigError
 
@@ -194,7 +195,7 @@ def _custom_group(node: Node, c: Compiler) -> RuleGroup:
     rules = _group_rules(root.map().get("rules"), c, name, f"rulegroup:{name}", opts)
     rules = _apply_overrides(rules, opts.get("rule_action_overrides"), c)
     _check_capacity(root, rules)
-    return RuleGroup(name=name, rules=rules)
+    return RuleGroup(name=name, rules=rules, prefilter=build_prefilter(rules))
 
 
 def _managed_group(node: Node, c: Compiler) -> RuleGroup:
@@ -222,7 +223,14 @@ def _managed_group(node: Node, c: Compiler) -> RuleGroup:
         scope_down = c.statement(opts["scope_down_statement"])
     rules = _group_rules(root.get("rules"), c, name, "", opts)
     rules = _apply_overrides(rules, opts.get("rule_action_overrides"), c)
-    return RuleGroup(name=name, rules=rules, managed=True, version=version, scope_down=scope_down)
+    return RuleGroup(
+        name=name,
+        rules=rules,
+        managed=True,
+        version=version,
+        scope_down=scope_down,
+        prefilter=build_prefilter(rules),
+    )
 
 
 def _group_rules(

@@ -1,0 +1,64 @@
+"""Bounded memo tables for pure per-value work that repeats from request to request.
+
+Header values (Accept, User-Agent), a session's cookies and a form's fields come back request
+after request, and a transformation chain or a group scan of the same value always gives the
+same answer, so the answer is remembered. Only short values are kept (long ones are rarely
+repeated and would hold memory); all tables share one byte budget and are all cleared when it
+is spent, so a stream of unique values (hostile or not) costs the uncached work plus a dict
+insert, and memory stays bounded whatever the traffic.
+"""
+
+from __future__ import annotations
+
+import weakref
+from typing import Generic, TypeVar
+
+V = TypeVar("V")
+MAX_VALUE = 256
+"""Characters: longer values are computed every time."""
+BUDGET = 16 * 1024 * 1024
+"""Approximate bytes held by all tables together (keys counted twice for the answers)."""
+ENTRY_OVERHEAD = 160
+
+_tables: weakref.WeakSet[Memo[object]] = weakref.WeakSet()
+_spent = 0
+
+
+class Memo(Generic[V]):
+    __slots__ = ("__weakref__", "table")
+
+    def __init__(self) -> None:
+        self.table: dict[str, V] = {}
+        _tables.add(self)  # type: ignore[arg-type]
+
+    def get(self, key: str) -> V | None:
+        return self.table.get(key)
+
+    def put(self, key: str, value: V) -> None:
+        global _spent
+        if len(key) > MAX_VALUE:
+            return
+        _spent += 2 * len(key) + ENTRY_OVERHEAD
+        if _spent > BUDGET:
+            clear_all()
+            _spent = 2 * len(key) + ENTRY_OVERHEAD
+        self.table[key] = value
+
+
+def clear_all() -> None:
+    global _spent
+    for memo in list(_tables):
+        memo.table.clear()
+    _spent = 0
+
+
+_chains: dict[tuple[str, ...], Memo[str]] = {}
+
+
+def chain_memo(names: tuple[str, ...]) -> Memo[str]:
+    """The table of one transformation chain (transformations are pure functions of a value,
+    so one table serves every web ACL that uses the chain)."""
+    memo = _chains.get(names)
+    if memo is None:
+        memo = _chains[names] = Memo()
+    return memo
