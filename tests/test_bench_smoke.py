@@ -105,3 +105,13 @@ def test_engine_runs() -> None:
     assert "BLOCK" in done.stdout  # the attack probes
     for layout in ("rules", "patterns"):
         assert any(line.split()[:2] == [layout, "30"] for line in done.stdout.splitlines())
+
+
+@needs_wrk
+def test_detect_bench_quick_runs() -> None:
+    done = run_script("detect_bench.py", "--quick")
+    assert done.returncode == 0, done.stderr
+    table = done.stdout.split("## Throughput")[1].split("## Detector memory")[0]
+    row = next(line.split() for line in table.splitlines() if line.startswith("R1"))
+    assert float(row[4]) > 0 and "1/1" in row  # the on/off ratio; the run was valid
+    assert "bytes" in done.stdout and "request_flood" in done.stdout

@@ -31,6 +31,7 @@ from prometheus_client import values
 from wafproxy.admin.app import build_admin_app
 from wafproxy.config.model import Address, Runtime, ServiceConfig, build_runtime
 from wafproxy.decisionlog import DecisionLog
+from wafproxy.detect.service import DetectService
 from wafproxy.kms.tls import TlsManager, start_tls
 from wafproxy.metrics import MULTIPROC_ENV, Metrics, mark_process_dead
 from wafproxy.proxy import ProxyHandler, error_response, new_request_id
@@ -65,6 +66,8 @@ def build_proxy_app(
     metrics: Metrics,
     decision_log: DecisionLog,
     state: SharedState | None = None,
+    detect: DetectService | None = None,
+    clock: Callable[[], float] = time.time,
 ) -> web.Application:
     """The catch-all proxy app. Serve it with ``EdgeRunner`` to get the header-read deadline.
 
@@ -73,7 +76,7 @@ def build_proxy_app(
     with a request id), and the router runs no regex over the request path.
     """
     limits = runtime_ref.current.config.limits
-    proxy_handler = ProxyHandler(runtime_ref, metrics, decision_log, state)
+    proxy_handler = ProxyHandler(runtime_ref, metrics, decision_log, state, detect, clock)
 
     @web.middleware
     async def proxy(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -242,8 +245,11 @@ class ProxyServer:
         announce: bool = True,
         workers: int = 1,
         schedule_scans: bool = True,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.config = config
+        self.clock = clock
+        """Wall-clock seconds for the proxy's rules and the detectors (tests pass a fake)."""
         self.schedule_scans = schedule_scans
         """False in all workers but one: one process runs the scheduled scans."""
         self.sidecars = Sidecars()
@@ -298,6 +304,7 @@ class ProxyServer:
                 proxy_address=self._proxy_address,
                 skip_ports=lambda: [*self.proxy_ports, *filter(None, [self.admin_port])],
                 schedule=self.schedule_scans,
+                state=self.state,
             )
             await self._start_sites(ref, metrics, self.decision_log)
             await self.sidecars.start()
@@ -315,7 +322,7 @@ class ProxyServer:
             id_header=lambda: ref.current.config.request_id.header,
         )
         proxy = EdgeRunner(
-            build_proxy_app(ref, metrics, dlog, self.state),
+            build_proxy_app(ref, metrics, dlog, self.state, self.sidecars.detect, self.clock),
             guard,
             access_log=None,
             shutdown_timeout=SHUTDOWN_SECONDS,

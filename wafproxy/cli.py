@@ -54,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_state(sub)
     _add_scan(sub)
     _add_findings(sub)
+    _add_detect(sub)
     return parser
 
 
@@ -126,6 +127,9 @@ def _add_demo(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="admin listen address (default: %(default)s)",
     )
     p.set_defaults(func=cmd_demo)
+    from wafproxy.detect.attack import add_attack_parser  # argparse only; the run imports lazily
+
+    add_attack_parser(p, os.environ.get("WAFPROXY_ADMIN_TOKEN"))
     up = sub.add_parser(
         "demo-upstream",
         help="run only the bundled demo app (no proxy)",
@@ -249,6 +253,12 @@ def _add_findings(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     add_findings_parser(sub)
 
 
+def _add_detect(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from wafproxy.detect.cli import add_detect_parser  # admin API clients; import lazily
+
+    add_detect_parser(sub)
+
+
 # -- commands ------------------------------------------------------------------------------------
 def cmd_run(args: argparse.Namespace) -> int:
     from wafproxy.app import run
@@ -265,6 +275,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from wafproxy.app import run
     from wafproxy.config.model import config_from_args
     from wafproxy.demo import build_demo_app, demo_urls
+    from wafproxy.detect.demo_config import with_detection
 
     host, port = _host_port(args.upstream_listen)
     config = config_from_args(f"http://{host}:{port}", args.listen, args.admin)
@@ -273,7 +284,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
     for description, url in demo_urls(base):
         print(f"  {description}: {url}", flush=True)
     print(f"  metrics: http://{args.admin}/metrics", flush=True)
-    return run(config, config_path=None, workers=1, extra_apps=[(build_demo_app(), host, port)])
+    attack = f"wafproxy demo attack {base} --admin http://{args.admin}"
+    print(f"  threat detection, every finding type in a minute: {attack}", flush=True)
+    with with_detection(config) as detecting:
+        apps = [(build_demo_app(), host, port)]
+        return run(detecting, config_path=None, workers=1, extra_apps=apps)
 
 
 def cmd_demo_upstream(args: argparse.Namespace) -> int:

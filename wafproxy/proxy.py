@@ -11,9 +11,10 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from http import HTTPStatus
+from typing import TYPE_CHECKING
 
 import aiohttp
 from aiohttp import web
@@ -43,6 +44,9 @@ from wafproxy.upstream import (
     relay,
     upstream_headers,
 )
+
+if TYPE_CHECKING:
+    from wafproxy.detect.service import DetectService
 
 log = logging.getLogger("wafproxy")
 REQUEST_ID_CHARS = frozenset(
@@ -114,6 +118,10 @@ class Exchange:
     wreq: WafRequest | None = None
     verdict: Verdict | None = None
     logged: bool = False
+    outcome: Outcome | None = None
+    """How a forwarded exchange ended (detection reads the client-gone flag)."""
+    on_chunk: Callable[[bytes], None] | None = None
+    """Sees each relayed response body chunk (detection, on login routes only)."""
 
     @property
     def id_header(self) -> str:
@@ -137,12 +145,18 @@ class ProxyHandler:
         metrics: Metrics,
         decision_log: DecisionLog,
         state: SharedState | None = None,
+        detect: DetectService | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.ref = ref
         self.metrics = metrics
         self.decision_log = decision_log
         self.state = state
         """Rate-based counters and dynamic IP sets; None: rate-based rules never match."""
+        self.detect = detect
+        """Threat detection: one Observation per finished request; None: off (no cost)."""
+        self.clock = clock
+        """Wall-clock seconds for rules, IP set expiry and observations (tests pass a fake)."""
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         with self.ref.use() as gen:
@@ -159,9 +173,21 @@ class ProxyHandler:
             gauge = self.metrics.child(self.metrics.in_flight, ex.route)
             gauge.inc()
             try:
-                return await self._handle(ex)
+                if self.detect is None:
+                    return await self._handle(ex)
+                return await self._handle_observed(ex, self.detect)
             finally:
                 gauge.dec()
+
+    async def _handle_observed(self, ex: Exchange, detect: DetectService) -> web.StreamResponse:
+        """``_handle``, then the finished request handed to the detectors (never waits)."""
+        begin = time.monotonic()
+        watch = detect.login_watch(ex.request)
+        if watch is not None:
+            ex.on_chunk = watch.body_sink
+        response = await self._handle(ex)
+        detect.observe_exchange(ex, response, watch, time.monotonic() - begin, self.clock())
+        return response
 
     def _request_id(self, request: web.Request, gen: Generation) -> str:
         conf = gen.config.request_id
@@ -237,7 +263,7 @@ class ProxyHandler:
     async def _evaluate(self, ex: Exchange, wreq: WafRequest) -> Verdict:
         """Evaluate; with shared state, settle the request's rate-based hits in one round trip
         and, if that put a key over its limit, judge the request again on those counts."""
-        now = time.time()
+        now = self.clock()
         acl = ex.bound.acl
         state = self.state
         if state is None:
@@ -320,7 +346,12 @@ class ProxyHandler:
         extra = ((ex.id_header, ex.request_id),)
         policy = ex.bound.route.response_headers
         return await relay(
-            ex.request, upstream, extra, on_start=lambda s: self._log(ex, s), policy=policy
+            ex.request,
+            upstream,
+            extra,
+            on_start=lambda s: self._log(ex, s),
+            policy=policy,
+            on_chunk=ex.on_chunk,
         )
 
     async def _websocket(
@@ -340,6 +371,7 @@ class ProxyHandler:
         return self._finish(ex, response)
 
     def _after(self, ex: Exchange, outcome: Outcome) -> None:
+        ex.outcome = outcome
         if outcome.upstream_seconds is not None:
             self.metrics.child(self.metrics.upstream_seconds, ex.route).observe(
                 outcome.upstream_seconds

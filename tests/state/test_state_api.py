@@ -141,7 +141,7 @@ async def test_dynamic_ip_set_entries_through_the_admin_api(
     assert [e["address"] for e in body["entries"]] == ["127.0.0.1/32"]
     assert body["entries"][0]["reason"] == "test"
     status, body = await api(client, proxy, "GET", "/api/ip-sets")
-    assert body["ip_sets"] == [{"name": "blocklist", "entries": 1}]
+    assert {"name": "blocklist", "entries": 1} in body["ip_sets"]  # beside wafproxy-detect's
     status, body = await api(client, proxy, "DELETE", entries + "?address=127.0.0.1/32")
     assert status == 200
     assert await statuses(client, proxy.url + "/", 1) == [200]

@@ -9,7 +9,7 @@ terminating result into a count and evaluation continues after the group.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from wafproxy.acl.memo import chain_memo
@@ -34,7 +34,7 @@ from wafproxy.request import WafRequest
 if TYPE_CHECKING:
     from wafproxy.acl.ipset import IpSet
     from wafproxy.acl.model import RateView
-    from wafproxy.acl.prefilter import Clause, Prefilter
+    from wafproxy.acl.prefilter import Clause, Prefilter, Trigger
 
 log = logging.getLogger("wafproxy.engine")
 DEFAULT_ACTION = "Default_Action"
@@ -136,13 +136,15 @@ def _run_group(
 ) -> Decision | None:
     group = rule.group
     assert group is not None
+    rules = group.rules
+    if group.prefilter is not None and _may_skip(req, ctx):
+        rules = _candidates(req, ctx, group.prefilter, rules)
+        if not rules:
+            return None  # no rule can match: nothing to scope down either
     if group.scope_down is not None and not group.scope_down.matches(req, ctx):
         if ctx.trace is not None:
             ctx.trace("scope_down", (rule, False))
         return None
-    rules = group.rules
-    if group.prefilter is not None and _may_skip(req, ctx):
-        rules = _candidates(req, ctx, group.prefilter, rules)
     decided = _run(rules, req, ctx, matches, group.name)
     if decided is None:
         return None
@@ -165,7 +167,12 @@ def _candidates(
     req: WafRequest, ctx: EvalContext, pf: Prefilter, rules: tuple[Rule, ...]
 ) -> tuple[Rule, ...]:
     """The group's rules that can match this request, in order (acl/prefilter.py)."""
-    pairs = zip(rules, pf.triggers, strict=True) if _fired(req, ctx, pf.quick) else pf.rest
+    if _fired(req, ctx, pf.quick):
+        pairs: Iterable[tuple[Rule, Trigger | None]] = zip(rules, pf.triggers, strict=True)
+    elif not pf.rest_triggered:
+        return pf.untriggered
+    else:
+        pairs = pf.rest
     return tuple(
         rule
         for rule, trigger in pairs
@@ -184,10 +191,13 @@ def _every_hit(req: WafRequest, ctx: EvalContext) -> frozenset[int]:
     """Every scan of the web ACL, as ``atom_key`` numbers (the scans are cached per request
     and remembered per value, so this is what evaluating every rule would scan anyway)."""
     found: list[int] = []
-    for slot in range(len(ctx.acl.match_groups)):
-        hits = group_hits(req, ctx, slot)
-        if hits:
-            found.extend(atom_key(slot, atom) for atom in hits)
+    for fld, slots in ctx.acl.slots_by_field:
+        if not field_values(req, ctx, fld, (), ()):
+            continue
+        for slot in slots:
+            hits = group_hits(req, ctx, slot)
+            if hits:
+                found.extend(atom_key(slot, atom) for atom in hits)
     return frozenset(found)
 
 
@@ -250,6 +260,8 @@ def may_force(fld: Field) -> bool:
 
 def forced_result(req: WafRequest, ctx: EvalContext, fld: Field) -> bool | None:
     """True/False when oversize handling or an invalid-body fallback decides; None to inspect."""
+    if ctx.prefilter:  # decided for this request: no part of it is oversize
+        return fld.forced(req)
     handling = fld.oversize(req)
     if handling is not None:
         if fld.key not in ctx.oversize:
@@ -261,6 +273,9 @@ def forced_result(req: WafRequest, ctx: EvalContext, fld: Field) -> bool | None:
     return fld.forced(req)
 
 
+NOTHING: frozenset[int] = frozenset()
+
+
 def group_hits(req: WafRequest, ctx: EvalContext, slot: int) -> frozenset[int]:
     """The atoms of MatchGroup ``slot`` that match: scanned once per request, then remembered."""
     hits = ctx.hits.get(slot)
@@ -269,7 +284,7 @@ def group_hits(req: WafRequest, ctx: EvalContext, slot: int) -> frozenset[int]:
         inp = ctx.acl.scan_inputs[slot]
         if ctx.trace is None:
             raw = field_values(req, ctx, inp.field, (), ())
-            hits = group.remembered(raw)
+            hits = group.remembered(raw) if raw else NOTHING
             if hits is None:
                 values = field_values(req, ctx, inp.field, inp.names, inp.fns)
                 hits = group.scan_remembering(raw, values)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING, Protocol
 
 from wafproxy.request import Header, WafRequest
@@ -158,6 +159,15 @@ class WebAcl:
     geo: GeoResolver | None = None
     on_error: ActionKind = ActionKind.BLOCK
     """What an evaluation error does (the request is blocked unless this says allow)."""
+
+    @cached_property
+    def slots_by_field(self) -> tuple[tuple[Field, tuple[int, ...]], ...]:
+        """The scan slots grouped by the field they read (a field without values has no hits
+        in any of its slots)."""
+        by_key: dict[str, tuple[Field, list[int]]] = {}
+        for slot, inp in enumerate(self.scan_inputs):
+            by_key.setdefault(inp.field.key, (inp.field, []))[1].append(slot)
+        return tuple((fld, tuple(slots)) for fld, slots in by_key.values())
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,10 @@ class Prefilter:
     """Per rule of the group, in order; None: always evaluated."""
     rest: tuple[tuple[Rule, Trigger | None], ...]
     """In order, the rules without a trigger or with only common clauses, and their triggers."""
+    untriggered: tuple[Rule, ...]
+    """The rules of ``rest`` without a trigger: all of ``rest`` when ``rest_triggered`` is
+    False (then a quiet request needs no per-rule check at all)."""
+    rest_triggered: bool
 
 
 @dataclass(frozen=True)
@@ -61,7 +65,8 @@ def build_prefilter(rules: Sequence[Rule]) -> Prefilter | None:
         for rule, trigger, c in zip(rules, triggers, chosen, strict=True)
         if c is None or c.common
     )
-    return Prefilter(quick, triggers, rest)
+    untriggered = tuple(rule for rule, trigger in rest if trigger is None)
+    return Prefilter(quick, triggers, rest, untriggered, len(untriggered) < len(rest))
 
 
 def _rule_parts(rule: Rule) -> list[_Part] | None:

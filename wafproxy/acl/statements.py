@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from functools import partial
 from typing import TYPE_CHECKING
 
@@ -16,6 +17,7 @@ from wafproxy.acl.engine import atom_hit, field_values, forced_result, group_hit
 from wafproxy.acl.forwarded import ForwardedIp, compile_forwarded_ip, request_ips
 from wafproxy.acl.ipset import IpSet
 from wafproxy.acl.matchers import Constraint, literal_regex
+from wafproxy.acl.memo import Memo
 from wafproxy.acl.model import EvalContext, Field, GeoResolver, Statement
 from wafproxy.config.source import Node
 from wafproxy.registry import Registry
@@ -170,14 +172,38 @@ class Detector:
     detect: Callable[[str], bool]
     capacity: int
     check_forced: bool = True
+    _memo: Memo[bool] = dataclass_field(default_factory=Memo, repr=False, compare=False)
+    """The answer by raw (untransformed) value: see wafproxy/acl/memo.py."""
 
     def matches(self, req: WafRequest, ctx: EvalContext) -> bool:
         if self.check_forced:
             forced = forced_result(req, ctx, self.field)
             if forced is not None:
                 return forced
+        if ctx.trace is not None:
+            values = field_values(req, ctx, self.field, self.chain.names, self.chain.fns)
+            return any(map(self.detect, values))
+        raw = field_values(req, ctx, self.field, (), ())
+        memo = self._memo
+        for value in raw:
+            known = memo.get(value)
+            if known is None:
+                return self._detect_remembering(req, ctx, raw)
+            if known:
+                return True
+        return False
+
+    def _detect_remembering(self, req: WafRequest, ctx: EvalContext, raw: Sequence[str]) -> bool:
         values = field_values(req, ctx, self.field, self.chain.names, self.chain.fns)
-        return any(map(self.detect, values))
+        memo = self._memo
+        for original, value in zip(raw, values, strict=True):
+            known = memo.get(original)
+            if known is None:
+                known = self.detect(value)
+                memo.put(original, known)
+            if known:
+                return True
+        return False
 
 
 @STATEMENTS.register("sqli_match")

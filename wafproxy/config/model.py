@@ -11,7 +11,7 @@ import enum
 import ipaddress
 import posixpath
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlsplit
@@ -20,6 +20,7 @@ from wafproxy.acl.compile import RuleSet, default_rule_files, load_rule_files
 from wafproxy.acl.model import WebAcl
 from wafproxy.config.source import Node, load_file, parse
 from wafproxy.decisionlog import DecisionLogConfig
+from wafproxy.detect.config import DetectConfig, parse_detect
 from wafproxy.errors import ConfigError, ConfigErrors, Mark
 from wafproxy.findings.config import FindingsConfig, parse_findings
 from wafproxy.kms.config import KmsConfig, TlsConfig, parse_kms, parse_tls
@@ -31,7 +32,7 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 TOP_KEYS = [
     "listeners", "routes", "upstreams", "rules", "limits", "client_ip", "request_id", "admin",
-    "decision_log", "kms", "state", "findings", "scan",
+    "decision_log", "kms", "state", "findings", "scan", "detect",
 ]  # fmt: skip
 REQUIRED_KEYS = ["listeners", "routes", "upstreams"]
 OPTIONAL_KEYS = [k for k in TOP_KEYS if k not in REQUIRED_KEYS]
@@ -184,6 +185,8 @@ class ServiceConfig:
     """Where findings are kept and sent (wafproxy/findings/config.py); None: not configured."""
     scan: ScanConfig = field(default_factory=ScanConfig)
     """Scheduled assessment of the upstreams (wafproxy/scan/config.py)."""
+    detect: DetectConfig | None = None
+    """Threat detection on the traffic (wafproxy/detect/config.py); None: off."""
     path: Path | None = None
     """The file it came from (None for ``wafproxy run --upstream``)."""
 
@@ -323,9 +326,12 @@ def config_from_node(root: Node, path: Path) -> ServiceConfig:
         state=errors.field(opts, "state", section.state, StateConfig()),
         findings=errors.field(opts, "findings", lambda n: parse_findings(n, path.parent), None),
         scan=errors.field(opts, "scan", lambda n: parse_scan(n, path.parent), ScanConfig()),
+        detect=errors.field(opts, "detect", lambda n: parse_detect(n, path.parent), None),
         path=path,
     )
     errors.raise_any()
+    if config.findings is not None:  # a Redis findings store uses the state's connection
+        config = replace(config, findings=config.findings.with_state(config.state))
     return config
 
 

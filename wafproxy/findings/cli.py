@@ -1,4 +1,5 @@
-"""``wafproxy findings list|show|archive|unarchive``: read and triage the findings store."""
+"""``wafproxy findings list|show|archive|unarchive|sample``: read and triage the findings store
+(``sample`` writes one clearly marked sample finding of every detection type)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from wafproxy.errors import WafProxyError
 
 if TYPE_CHECKING:
     from wafproxy.findings.model import Finding
-    from wafproxy.findings.store import FindingStore
+    from wafproxy.findings.store import Store
 
 SEVERITIES = ("informational", "low", "medium", "high", "critical")
 STATUSES = ("active", "suppressed", "archived", "closed")
@@ -57,6 +58,12 @@ def add_findings_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]
         _store_options(cmd)
         cmd.add_argument("id", help="finding id (a unique prefix is enough)")
         cmd.set_defaults(func=func)
+    sample = actions.add_parser(
+        "sample",
+        help="write one sample finding of every detection type (titles start with [SAMPLE])",
+    )
+    _store_options(sample)
+    sample.set_defaults(func=cmd_sample)
 
 
 def _usage(parser: argparse.ArgumentParser) -> int:
@@ -64,7 +71,7 @@ def _usage(parser: argparse.ArgumentParser) -> int:
     return 2
 
 
-def open_store(args: argparse.Namespace) -> FindingStore:
+def open_store(args: argparse.Namespace, create: bool = False) -> Store:
     from wafproxy.findings.store import FindingStore
 
     if args.store is not None:
@@ -77,12 +84,12 @@ def open_store(args: argparse.Namespace) -> FindingStore:
             Path(config.findings.store) if config.findings else args.config.parent / "findings.db"
         )
         if config.findings is not None:
-            return FindingStore(
-                path, retention=config.findings.retention, suppressions=config.findings.suppressions
-            )
+            from wafproxy.findings.service import open_store as open_configured
+
+            return open_configured(config.findings)
     else:
         raise WafProxyError("give -c CONFIG or --store PATH")
-    if not Path(path).exists():
+    if not create and not Path(path).exists():
         raise WafProxyError(f"no findings store at {path}")
     return FindingStore(path)
 
@@ -134,7 +141,7 @@ def _table(findings: list[Finding], total: int) -> None:
     print(f"{shown} finding{'s' if total != 1 else ''}", file=sys.stderr)
 
 
-def _resolve(store: FindingStore, prefix: str) -> Finding:
+def _resolve(store: Store, prefix: str) -> Finding:
     matches = store.find_prefix(prefix)
     exact = [f for f in matches if f.id == prefix]
     if exact:
@@ -166,6 +173,23 @@ def _set_status(args: argparse.Namespace, archived: bool) -> int:
     finally:
         store.close()
     print(f"{changed.id}: {changed.status.value} ({changed.title})")
+    return 0
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    import time
+
+    from wafproxy.detect.sample import sample_findings
+
+    findings = sample_findings(time.time())
+    store = open_store(args, create=True)
+    try:
+        store.record(findings)
+    finally:
+        store.close()
+    for finding in findings:
+        print(f"{finding.id[:12]}  {finding.band.value:13}  {finding.title}")
+    print(f"{len(findings)} sample findings written", file=sys.stderr)
     return 0
 
 

@@ -2,7 +2,10 @@
 
 ```yaml
 findings:
+  backend: sqlite                 # sqlite (default: the `store` file, one host) | redis (the
+                                  # state section's Redis: shared by every worker and host)
   store: findings.db              # SQLite file, relative to the config file (":memory:": none)
+  key_prefix: "wafproxy:findings:"  # redis only; default: state.redis.key_prefix + "findings:"
   retention: {max_findings: 10000, max_age_days: 90}
   file: findings.jsonl            # JSON lines sink (optional)
   webhook:                        # optional
@@ -24,13 +27,15 @@ findings:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import enum
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from wafproxy.config.source import Node
 from wafproxy.findings.model import Severity, parse_time
 from wafproxy.findings.store import MEMORY, Retention
 from wafproxy.findings.suppress import SuppressionRule
+from wafproxy.state.config import RedisConfig, StateConfig
 
 DEFAULT_STORE = "findings.db"
 SEVERITIES = [s.value for s in Severity]
@@ -46,6 +51,11 @@ class WebhookConfig:
     min_severity: Severity = Severity.MEDIUM
 
 
+class StoreBackend(enum.Enum):
+    SQLITE = "sqlite"
+    REDIS = "redis"
+
+
 @dataclass(frozen=True)
 class FindingsConfig:
     store: str = DEFAULT_STORE
@@ -55,14 +65,26 @@ class FindingsConfig:
     file_min_severity: Severity = Severity.INFORMATIONAL
     webhook: WebhookConfig | None = None
     suppressions: tuple[SuppressionRule, ...] = ()
+    backend: StoreBackend = StoreBackend.SQLITE
+    key_prefix: str | None = None
+    """Redis only; None: the state section's ``key_prefix`` + ``findings:``."""
+    redis: RedisConfig = field(default_factory=RedisConfig)
+    """The connection (the state section's ``redis:``, set by ``with_state``)."""
+
+    def with_state(self, state: StateConfig) -> FindingsConfig:
+        """This section using the state section's Redis connection options."""
+        return replace(self, redis=state.redis)
 
 
 def parse_findings(node: Node, base: Path) -> FindingsConfig:
-    keys = ["store", "retention", "file", "file_min_severity", "webhook", "suppressions"]
-    opts = node.fields(optional=keys)
+    keys = ["backend", "store", "key_prefix", "retention", "file", "file_min_severity"]
+    opts = node.fields(optional=[*keys, "webhook", "suppressions"])
     d = FindingsConfig(store=str(base / DEFAULT_STORE))
     store = opts["store"].str() if "store" in opts else d.store
+    backend = _backend(opts)
     return FindingsConfig(
+        backend=backend,
+        key_prefix=opts["key_prefix"].str() if "key_prefix" in opts else None,
         store=store if store == MEMORY else str(base / store),
         retention=_retention(opts["retention"]) if "retention" in opts else d.retention,
         file=base / opts["file"].str() if "file" in opts else None,
@@ -74,6 +96,17 @@ def parse_findings(node: Node, base: Path) -> FindingsConfig:
         if "suppressions" in opts
         else (),
     )
+
+
+def _backend(opts: dict[str, Node]) -> StoreBackend:
+    backend = StoreBackend.SQLITE
+    if "backend" in opts:
+        backend = StoreBackend(opts["backend"].one_of([b.value for b in StoreBackend]))
+    if backend is StoreBackend.REDIS and "store" in opts:
+        raise opts["store"].error("is the SQLite file: backend redis keeps findings in Redis")
+    if backend is StoreBackend.SQLITE and "key_prefix" in opts:
+        raise opts["key_prefix"].error("is only for backend: redis")
+    return backend
 
 
 def _retention(node: Node) -> Retention:

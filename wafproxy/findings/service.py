@@ -14,10 +14,10 @@ from collections.abc import Iterable, Sequence
 
 from prometheus_client import CollectorRegistry
 
-from wafproxy.findings.config import FindingsConfig
+from wafproxy.findings.config import FindingsConfig, StoreBackend
 from wafproxy.findings.model import Finding, Status
 from wafproxy.findings.sinks import FindingsMetrics, JsonLinesSink, Sink, WebhookSink
-from wafproxy.findings.store import FindingQuery, FindingStore, Recorded
+from wafproxy.findings.store import FindingQuery, FindingStore, Recorded, Store
 
 log = logging.getLogger("wafproxy.findings")
 QUEUE_SIZE = 10_000
@@ -26,7 +26,7 @@ QUEUE_SIZE = 10_000
 class FindingsService:
     def __init__(
         self,
-        store: FindingStore,
+        store: Store,
         sinks: Sequence[Sink] = (),
         metrics: FindingsMetrics | None = None,
         queue_size: int = QUEUE_SIZE,
@@ -136,7 +136,7 @@ class FindingsService:
 
 def build_service(config: FindingsConfig, registry: CollectorRegistry | None) -> FindingsService:
     """Opens the store (creating the file). Call off the event loop."""
-    store = FindingStore(config.store, retention=config.retention, suppressions=config.suppressions)
+    store = open_store(config)
     sinks: list[Sink] = []
     if config.file is not None:
         sinks.append(JsonLinesSink(config.file, config.file_min_severity))
@@ -154,3 +154,17 @@ def build_service(config: FindingsConfig, registry: CollectorRegistry | None) ->
         )
     metrics = FindingsMetrics(registry) if registry is not None else None
     return FindingsService(store, sinks, metrics)
+
+
+def open_store(config: FindingsConfig) -> Store:
+    """The configured store: the SQLite file, or the Redis shared by the fleet."""
+    if config.backend is StoreBackend.REDIS:
+        from wafproxy.findings.redis_store import RedisFindingStore
+
+        return RedisFindingStore(
+            config.redis,
+            key_prefix=config.key_prefix,
+            retention=config.retention,
+            suppressions=config.suppressions,
+        )
+    return FindingStore(config.store, retention=config.retention, suppressions=config.suppressions)

@@ -11,9 +11,10 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Protocol
 
 from wafproxy.findings.model import Finding, Severity, Status
 from wafproxy.findings.suppress import SuppressionRule, suppressed_by
@@ -84,6 +85,71 @@ def _notable(previous: Finding | None, current: Finding) -> bool:
     return previous.status is not current.status or previous.band is not current.band
 
 
+def apply_suppressions(finding: Finding, rules: Sequence[SuppressionRule], now: float) -> Finding:
+    """Active or suppressed, as the rules say now (archived and closed stay as they are)."""
+    if finding.status not in (Status.ACTIVE, Status.SUPPRESSED):
+        return finding
+    rule = suppressed_by(finding, rules, now)
+    details = {k: v for k, v in finding.details.items() if k != "suppressed_by"}
+    if rule is None:
+        status = Status.ACTIVE
+    else:
+        status = Status.SUPPRESSED
+        details["suppressed_by"] = rule.name
+    return replace(finding, status=status, details=details)
+
+
+def fold_batch(
+    findings: Iterable[Finding],
+    load: Callable[[str], Finding | None],
+    rules: Sequence[SuppressionRule],
+    now: float,
+) -> Recorded:
+    """Fold a batch into what ``load`` finds stored (the semantics every store shares); the
+    caller writes ``findings`` of the result back."""
+    stored: dict[str, Finding] = {}
+    new_ids: set[str] = set()
+    notable: set[str] = set()
+    for finding in findings:
+        previous = stored.get(finding.id) or load(finding.id)
+        merged = previous.folded(finding) if previous is not None else finding
+        merged = apply_suppressions(merged, rules, now)
+        if previous is None:
+            new_ids.add(finding.id)
+        if _notable(previous, merged):
+            notable.add(finding.id)
+        stored[merged.id] = merged
+    return Recorded(tuple(stored.values()), frozenset(new_ids), frozenset(notable))
+
+
+class Store(Protocol):
+    """What the findings service, the CLI and the admin API use: FindingStore (SQLite, one host)
+    and RedisFindingStore (redis_store.py, the fleet)."""
+
+    retention: Retention
+    suppressions: tuple[SuppressionRule, ...]
+
+    def close(self) -> None: ...
+
+    def record(self, findings: Iterable[Finding], now: float | None = None) -> Recorded: ...
+
+    def set_status(self, finding_id: str, status: Status, now: float | None = None) -> Finding: ...
+
+    def close_missing(
+        self, source: str, resource: str, checks: Iterable[str], seen: Iterable[str]
+    ) -> list[Finding]: ...
+
+    def get(self, finding_id: str) -> Finding | None: ...
+
+    def find_prefix(self, prefix: str) -> list[Finding]: ...
+
+    def query(self, q: FindingQuery = ...) -> list[Finding]: ...
+
+    def count(self, q: FindingQuery = ...) -> int: ...
+
+    def active_counts(self) -> dict[tuple[str, Severity], int]: ...
+
+
 class FindingStore:
     def __init__(
         self,
@@ -118,34 +184,15 @@ class FindingStore:
         """Fold each finding into what is stored (repeats count up), apply suppression rules,
         then enforce retention."""
         moment = time.time() if now is None else now
-        stored: dict[str, Finding] = {}
-        new_ids: set[str] = set()
-        notable: set[str] = set()
         with self._lock, self._db:
-            for finding in findings:
-                previous = stored.get(finding.id) or self._get(finding.id)
-                merged = previous.folded(finding) if previous is not None else finding
-                merged = self._suppress(merged, moment)
-                if previous is None:
-                    new_ids.add(finding.id)
-                if _notable(previous, merged):
-                    notable.add(finding.id)
+            recorded = fold_batch(findings, self._get, self.suppressions, moment)
+            for merged in recorded.findings:
                 self._put(merged)
-                stored[merged.id] = merged
             self._prune(moment)
-        return Recorded(tuple(stored.values()), frozenset(new_ids), frozenset(notable))
+        return recorded
 
     def _suppress(self, finding: Finding, now: float) -> Finding:
-        if finding.status not in (Status.ACTIVE, Status.SUPPRESSED):
-            return finding
-        rule = suppressed_by(finding, self.suppressions, now)
-        details = {k: v for k, v in finding.details.items() if k != "suppressed_by"}
-        if rule is None:
-            status = Status.ACTIVE
-        else:
-            status = Status.SUPPRESSED
-            details["suppressed_by"] = rule.name
-        return replace(finding, status=status, details=details)
+        return apply_suppressions(finding, self.suppressions, now)
 
     def set_status(self, finding_id: str, status: Status, now: float | None = None) -> Finding:
         """Archive (``ARCHIVED``) or unarchive (``ACTIVE``, then suppression rules apply).

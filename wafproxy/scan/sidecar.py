@@ -4,6 +4,9 @@
 built, so the admin API can serve findings; ``start`` launches the scheduled scans once the
 listeners are bound (the scan through the proxy needs the proxy's port). With several workers
 only one runs the scheduler; every worker serves the findings API from the shared SQLite file.
+The detect service (``detect:``) also lives here, one per worker: it needs the findings service
+(without ``findings:`` it uses the same default store as the scanner) and the shared state for
+its decisions; it stops before the findings service so its last findings are recorded.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry
@@ -23,6 +27,10 @@ from wafproxy.findings.service import FindingsService, build_service
 from wafproxy.scan import api as scan_api
 from wafproxy.scan.scheduler import ProxyAddress, ScanScheduler
 
+if TYPE_CHECKING:
+    from wafproxy.detect.service import DetectService
+    from wafproxy.state import SharedState
+
 log = logging.getLogger("wafproxy.scan")
 Authorized = Callable[[web.Request], bool]
 
@@ -31,6 +39,7 @@ Authorized = Callable[[web.Request], bool]
 class Sidecars:
     findings: FindingsService | None = None
     scanner: ScanScheduler | None = None
+    detect: DetectService | None = None
 
     def admin_routes(self, app: web.Application, authorized: Authorized) -> None:
         if self.findings is not None:
@@ -41,6 +50,8 @@ class Sidecars:
     async def start(self) -> None:
         if self.findings is not None:
             await self.findings.start()
+        if self.detect is not None:
+            await self.detect.start()
         if self.scanner is not None:
             await self.scanner.start()
 
@@ -51,6 +62,9 @@ class Sidecars:
 
     async def stop(self) -> None:
         await self.stop_scans()
+        if self.detect is not None:
+            await self.detect.stop()
+            self.detect = None
         if self.findings is not None:
             await self.findings.stop()
             self.findings = None
@@ -64,10 +78,12 @@ async def create_sidecars(
     proxy_address: Callable[[], ProxyAddress | None],
     skip_ports: Callable[[], Sequence[int]],
     schedule: bool = True,
+    state: SharedState | None = None,
 ) -> Sidecars:
     scan = config.scan
     findings_config = config.findings
-    if findings_config is None and not scan.enabled:
+    detect = config.detect if config.detect is not None and config.detect.enabled else None
+    if findings_config is None and not scan.enabled and detect is None:
         return Sidecars()
     chosen = findings_config or FindingsConfig(store=_default_store(config))
     service = await asyncio.to_thread(build_service, chosen, registry)
@@ -81,7 +97,14 @@ async def create_sidecars(
             skip_ports=skip_ports,
             registry=registry,
         )
-    return Sidecars(service, scanner)
+    detect_service = None
+    if detect is not None:
+        from wafproxy.detect.service import build_detect_service
+
+        detect_service = await asyncio.to_thread(
+            build_detect_service, detect, service, state, registry
+        )
+    return Sidecars(service, scanner, detect_service)
 
 
 def _default_store(config: ServiceConfig) -> str:
