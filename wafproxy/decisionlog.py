@@ -171,26 +171,30 @@ def _http_request(req: WafRequest, redact: _Redaction, country: str | None) -> d
 
 
 def _headers(headers: Sequence[Header], redact: _Redaction) -> list[dict[str, str]]:
+    """Redacted, each value and the whole list bounded (inline: it runs for every request)."""
     out: list[dict[str, str]] = []
     budget = MAX_HEADER_CHARS
+    hidden = redact.headers
+    cookies = redact.cookies
     for index, (name, raw) in enumerate(headers):
-        value = _truncate(_redact_header(name, raw, redact))
+        lower = name.lower()
+        if lower in hidden:
+            value = REDACTED
+        elif cookies and lower == "cookie":
+            value = _redact_pairs(raw, ";", cookies)
+        else:
+            value = raw
+        if len(value) > MAX_VALUE_CHARS:
+            value = value[:MAX_VALUE_CHARS] + TRUNCATED
         budget -= len(name) + len(value)
         if budget < 0:
             left = len(headers) - index
             out.append({"name": TRUNCATED, "value": f"{left} more headers not logged"})
             break
-        out.append({"name": _truncate(name), "value": value})
+        out.append(
+            {"name": name if len(name) <= MAX_VALUE_CHARS else _truncate(name), "value": value}
+        )
     return out
-
-
-def _redact_header(name: str, value: str, redact: _Redaction) -> str:
-    lower = name.lower()
-    if lower in redact.headers:
-        return REDACTED
-    if lower == "cookie" and redact.cookies:
-        return _redact_pairs(value, ";", redact.cookies)
-    return value
 
 
 def _redact_args(query: str, names: frozenset[str]) -> str:

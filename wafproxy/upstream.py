@@ -141,18 +141,28 @@ class ForwardedFor:
 
 
 def upstream_headers(headers: Sequence[Header], fwd: ForwardedFor) -> list[Header]:
-    """Request headers for the upstream, without Host (set per target by ``host_for``)."""
-    id_header = fwd.request_id_header.lower()
-    inserted = {name.lower() for name, _ in fwd.insert_headers}
-    prior_xff = [v for n, v in headers if n.lower() == "x-forwarded-for"]
-    out = [
-        (name, value)
-        for name, value in without_hop_by_hop(headers)
-        if (low := name.lower()) not in FORWARDED
-        and low != id_header
-        and low not in inserted
-        and not low.startswith(INSERTED_PREFIX)
-    ]
+    """Request headers for the upstream, without Host (set per target by ``host_for``).
+
+    One pass with one ``lower()`` per header: this runs for every forwarded request."""
+    dropped = _NOT_FORWARDED | {fwd.request_id_header.lower()}
+    if fwd.insert_headers:
+        dropped |= {name.lower() for name, _ in fwd.insert_headers}
+    out: list[Header] = []
+    lows: list[str] = []
+    prior_xff: list[str] = []
+    named: set[str] = set()
+    for name, value in headers:
+        low = name.lower()
+        if low in dropped or low.startswith(_DROPPED_PREFIXES):
+            if low == "x-forwarded-for":
+                prior_xff.append(value)
+            elif low == "connection":
+                named.update(token.strip().lower() for token in value.split(","))
+            continue
+        out.append((name, value))
+        lows.append(low)
+    if named:
+        out = [h for h, low in zip(out, lows, strict=True) if low not in named]
     out.append(("X-Forwarded-For", ", ".join([*prior_xff, fwd.peer])))
     out.append(("X-Forwarded-Proto", fwd.scheme))
     if fwd.host:
@@ -160,6 +170,10 @@ def upstream_headers(headers: Sequence[Header], fwd: ForwardedFor) -> list[Heade
     out.append((fwd.request_id_header, fwd.request_id))
     out.extend(fwd.insert_headers)
     return out
+
+
+_NOT_FORWARDED = HOP_BY_HOP | FORWARDED
+_DROPPED_PREFIXES = ("proxy-", INSERTED_PREFIX)
 
 
 def host_for(fwd: ForwardedFor, target: Target) -> str:
@@ -360,7 +374,23 @@ def _raise_client_side(exc: BaseException, body: RequestBody | None) -> None:
 
 
 def response_headers(upstream: UpstreamResponse) -> list[Header]:
-    return without_hop_by_hop(decode_raw(upstream.raw_headers))
+    """``without_hop_by_hop(decode_raw(...))`` in one pass (it runs for every response)."""
+    out: list[Header] = []
+    lows: list[str] = []
+    named: set[str] = set()
+    for raw_name, raw_value in upstream.raw_headers:
+        name = raw_name.decode("utf-8", "surrogateescape")
+        low = name.lower()
+        value = raw_value.decode("utf-8", "surrogateescape")
+        if low in HOP_BY_HOP or low.startswith("proxy-"):
+            if low == "connection":
+                named.update(token.strip().lower() for token in value.split(","))
+            continue
+        out.append((name, value))
+        lows.append(low)
+    if named:
+        return [h for h, low in zip(out, lows, strict=True) if low not in named]
+    return out
 
 
 NO_HEADER_CHANGES = ResponseHeaders()

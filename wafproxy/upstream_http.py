@@ -417,10 +417,12 @@ async def _send(
     conn._reset_exchange(head_only=method == "HEAD")
     transport = conn.transport
     assert transport is not None
-    framed = any(name.lower() == "content-length" for name, _ in headers)
-    if body is None and not framed and method in BODY_METHODS:
-        headers = [*headers, ("Content-Length", "0")]
-    chunked = body is not None and not framed
+    chunked = False
+    if body is not None or method in BODY_METHODS:
+        framed = any(name.lower() == "content-length" for name, _ in headers)
+        if body is None and not framed:
+            headers = [*headers, ("Content-Length", "0")]
+        chunked = body is not None and not framed
     transport.write(request_head(method, path_qs, headers, chunked))
     if body is not None:
         await _write_body(conn, body, chunked)
