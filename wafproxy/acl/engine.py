@@ -137,8 +137,15 @@ def _run_group(
     group = rule.group
     assert group is not None
     rules = group.rules
-    if group.prefilter is not None and _may_skip(req, ctx):
-        rules = _candidates(req, ctx, group.prefilter, rules)
+    pf = group.prefilter
+    if pf is not None and _may_skip(req, ctx):
+        found = ctx.found
+        if found is None:
+            found = ctx.found = _every_hit(req, ctx)
+        if pf.quick.isdisjoint(found) and not pf.rest_triggered:
+            rules = pf.untriggered  # the common case, without a per-rule look
+        else:
+            rules = _candidates(req, ctx, pf, rules)
         if not rules:
             return None  # no rule can match: nothing to scope down either
     if group.scope_down is not None and not group.scope_down.matches(req, ctx):
@@ -190,12 +197,23 @@ def _fired(req: WafRequest, ctx: EvalContext, clause: Clause) -> bool:
 def _every_hit(req: WafRequest, ctx: EvalContext) -> frozenset[int]:
     """Every scan of the web ACL, as ``atom_key`` numbers (the scans are cached per request
     and remembered per value, so this is what evaluating every rule would scan anyway)."""
+    acl = ctx.acl
+    known = ctx.hits
     found: list[int] = []
-    for fld, slots in ctx.acl.slots_by_field:
-        if not field_values(req, ctx, fld, (), ()):
+    for fld, slots in acl.slots_by_field:
+        raw = field_values(req, ctx, fld, (), ())
+        if not raw:
             continue
         for slot in slots:
-            hits = group_hits(req, ctx, slot)
+            hits = known.get(slot)
+            if hits is None:
+                group = acl.match_groups[slot]
+                hits = group.remembered(raw)
+                if hits is None:
+                    inp = acl.scan_inputs[slot]
+                    values = field_values(req, ctx, fld, inp.names, inp.fns)
+                    hits = group.scan_remembering(raw, values)
+                known[slot] = hits
             if hits:
                 found.extend(atom_key(slot, atom) for atom in hits)
     return frozenset(found)
