@@ -15,6 +15,8 @@ from collections.abc import Callable
 
 import libinjection
 
+from wafproxy.acl.memo import also_clear
+
 MAX_INSPECT = 64 * 1024
 CACHE_SIZE = 100_000
 MAX_CACHED_LEN = 512
@@ -54,6 +56,8 @@ _native = _c_functions()
 raw_sqli, raw_xss = _native if _native is not None else (_binding_sqli, _binding_xss)
 _sqli_cache: dict[str, bool] = {}
 _xss_cache: dict[str, bool] = {}
+also_clear(_sqli_cache.clear)
+also_clear(_xss_cache.clear)
 
 
 def is_sqli(value: str, *, high: bool = False) -> bool:

@@ -32,6 +32,7 @@ from wafproxy.acl.model import (
     Transform,
     WebAcl,
 )
+from wafproxy.acl.prefilter import build_prefilter
 from wafproxy.acl.transforms import TRANSFORMS
 from wafproxy.config.source import Node, load_file
 from wafproxy.errors import ConfigError, ConfigErrors
@@ -436,6 +437,7 @@ def _compile_acl(name: str, root: Node, sources: Sources) -> WebAcl | None:
         label_namespace=namespace,
         geo=c.geo,
         on_error=on_error,
+        prefilter=build_prefilter(rules),
     )
 
 

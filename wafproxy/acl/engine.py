@@ -62,7 +62,7 @@ def evaluate(
         )
     matches: list[RuleMatch] = []
     try:
-        decided = _run(acl.rules, req, ctx, matches, None)
+        decided = _run(_top_rules(acl, req, ctx), req, ctx, matches, None)
     except Exception as exc:  # a bug must not take the proxy down or let the request slip by
         log.debug("evaluation error", exc_info=True)
         return Verdict(
@@ -137,15 +137,8 @@ def _run_group(
     group = rule.group
     assert group is not None
     rules = group.rules
-    pf = group.prefilter
-    if pf is not None and _may_skip(req, ctx):
-        found = ctx.found
-        if found is None:
-            found = ctx.found = _every_hit(req, ctx)
-        if pf.quick.isdisjoint(found) and not pf.rest_triggered:
-            rules = pf.untriggered  # the common case, without a per-rule look
-        else:
-            rules = _candidates(req, ctx, pf, rules)
+    if group.prefilter is not None:
+        rules = _possible(req, ctx, group.prefilter, rules)
         if not rules:
             return None  # no rule can match: nothing to scope down either
     if group.scope_down is not None and not group.scope_down.matches(req, ctx):
@@ -161,6 +154,24 @@ def _run_group(
         return None
     _, action, _ = decided
     return rule, action, group.name
+
+
+def _top_rules(acl: WebAcl, req: WafRequest, ctx: EvalContext) -> tuple[Rule, ...]:
+    return acl.rules if acl.prefilter is None else _possible(req, ctx, acl.prefilter, acl.rules)
+
+
+def _possible(
+    req: WafRequest, ctx: EvalContext, pf: Prefilter, rules: tuple[Rule, ...]
+) -> tuple[Rule, ...]:
+    """The rules that can match this request, in order (all of them when it cannot be told)."""
+    if not _may_skip(req, ctx):
+        return rules
+    found = ctx.found
+    if found is None:
+        found = ctx.found = _every_hit(req, ctx)
+    if pf.quick.isdisjoint(found) and not pf.rest_triggered:
+        return pf.untriggered  # the common case, without a per-rule look
+    return _candidates(req, ctx, pf, rules)
 
 
 def _may_skip(req: WafRequest, ctx: EvalContext) -> bool:

@@ -159,6 +159,8 @@ class WebAcl:
     geo: GeoResolver | None = None
     on_error: ActionKind = ActionKind.BLOCK
     """What an evaluation error does (the request is blocked unless this says allow)."""
+    prefilter: Prefilter | None = None
+    """The web ACL's own rules' triggers (acl/prefilter.py), like a rule group's."""
 
     @cached_property
     def slots_by_field(self) -> tuple[tuple[Field, tuple[int, ...]], ...]:
