@@ -269,7 +269,8 @@ def _transformed(
     request's cached shorter prefix of the chain."""
     raw = field_values(req, ctx, fld, (), ())
     memo = chain_memo(names)
-    known = [memo.get(value) for value in raw]
+    get = memo.table.get  # the dict's own get: this loop runs for every value of a request
+    known = [get(value) for value in raw]
     if None not in known:
         return tuple(known)  # type: ignore[arg-type]
     previous = field_values(req, ctx, fld, names[:-1], fns[:-1])

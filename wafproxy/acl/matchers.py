@@ -401,16 +401,17 @@ class MatchGroup:
 
     def remembered(self, raw: Sequence[str]) -> frozenset[int] | None:
         """The atoms matching these raw values if every one of them is remembered."""
-        memo = self._memo
+        get = self._memo.table.get
         if len(raw) == 1:
-            return memo.get(raw[0])
+            return get(raw[0])
         found: set[int] = set()
         for value in raw:
-            hit = memo.get(value)
+            hit = get(value)
             if hit is None:
                 return None
-            found |= hit
-        return frozenset(found)
+            if hit:
+                found |= hit
+        return frozenset(found) if found else _NONE_FOUND
 
     def scan_remembering(self, raw: Sequence[str], values: Sequence[str]) -> frozenset[int]:
         """``scan(values)``, remembering each value's atoms under its raw form."""
@@ -421,8 +422,9 @@ class MatchGroup:
             if hit is None:
                 hit = self.scan((value,))
                 memo.put(original, hit)
-            found |= hit
-        return frozenset(found)
+            if hit:
+                found |= hit
+        return frozenset(found) if found else _NONE_FOUND
 
     def scan(self, values: Sequence[str]) -> frozenset[int]:
         """The ids of the atoms that match at least one of ``values``."""
@@ -438,6 +440,9 @@ class MatchGroup:
                 break
         ids = self.atom_ids
         return frozenset([ids[index] for index in found])
+
+
+_NONE_FOUND: frozenset[int] = frozenset()
 
 
 def _use_hyperscan(engine: str) -> bool:

@@ -184,9 +184,9 @@ class Detector:
             values = field_values(req, ctx, self.field, self.chain.names, self.chain.fns)
             return any(map(self.detect, values))
         raw = field_values(req, ctx, self.field, (), ())
-        memo = self._memo
+        get = self._memo.table.get
         for value in raw:
-            known = memo.get(value)
+            known = get(value)
             if known is None:
                 return self._detect_remembering(req, ctx, raw)
             if known:
