@@ -6,6 +6,7 @@ import asyncio
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import aiohttp
@@ -187,10 +188,8 @@ async def test_head_answer_keeps_its_length_and_the_next_request_works(
         assert (await fetch(client, proxy.url + "/"))[:2] == (200, b"0123456789")
 
 
-async def test_an_upstream_with_an_untrusted_certificate_is_refused(
-    start_proxy: StartProxy, client: aiohttp.ClientSession
-) -> None:
-    ca = trustme.CA()
+@asynccontextmanager
+async def tls_upstream(ca: trustme.CA) -> AsyncIterator[str]:
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ca.issue_cert("127.0.0.1").configure_cert(context)
 
@@ -203,14 +202,33 @@ async def test_an_upstream_with_an_untrusted_certificate_is_refused(
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=context)
     await site.start()
-    port = runner.addresses[0][1]
     try:
-        proxy = await start_proxy(targets(f"https://127.0.0.1:{port}"))
-        status, body, _ = await fetch(client, proxy.url + "/")
+        yield f"https://127.0.0.1:{runner.addresses[0][1]}"
     finally:
         await runner.cleanup()
+
+
+async def test_an_upstream_with_an_untrusted_certificate_is_refused(
+    start_proxy: StartProxy, client: aiohttp.ClientSession
+) -> None:
+    async with tls_upstream(trustme.CA()) as url:
+        proxy = await start_proxy(targets(url))
+        status, body, _ = await fetch(client, proxy.url + "/")
     assert status == 502
     assert b"secret" not in body
+
+
+async def test_an_upstream_certificate_from_the_configured_ca_is_trusted(
+    start_proxy: StartProxy, client: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    ca = trustme.CA()
+    ca_file = tmp_path / "upstream-ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    async with tls_upstream(ca) as url:
+        trusted = await start_proxy(targets(url, ca_file=str(ca_file)))
+        unchecked = await start_proxy(targets(url, tls_verify=False))
+        assert (await fetch(client, trusted.url + "/"))[:2] == (200, b"secret")
+        assert (await fetch(client, unchecked.url + "/"))[:2] == (200, b"secret")
 
 
 def test_request_head_refuses_a_header_that_would_split_it() -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import ssl
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -203,7 +204,8 @@ class UpstreamPool:
         self.config = config
         self.targets = [TargetHealth(t) for t in config.targets]
         self._next = 0
-        self.connections = ConnectionPool(config.pool_size, config.connect_timeout)
+        self.tls = tls_context(config)
+        self.connections = ConnectionPool(config.pool_size, config.connect_timeout, self.tls)
         self._session: aiohttp.ClientSession | None = None
 
     @property
@@ -248,6 +250,19 @@ class UpstreamPool:
         if self._session is not None:
             await self._session.close()
             self._session = None
+
+
+def tls_context(config: Upstream) -> ssl.SSLContext | None:
+    """The client TLS settings for the upstream's https targets (None without any)."""
+    if not any(t.scheme == "https" for t in config.targets):
+        return None
+    context = ssl.create_default_context(
+        cafile=str(config.ca_file) if config.ca_file is not None else None
+    )
+    if not config.tls_verify:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
 
 
 def _new_session(config: Upstream) -> aiohttp.ClientSession:
@@ -544,6 +559,7 @@ async def _ws_connect(
                 headers=[("Host", host_for(fwd, target)), *headers],
                 protocols=protocols,
                 max_msg_size=WS_MAX_MESSAGE,
+                ssl=pool.tls if pool.tls is not None else True,
                 timeout=aiohttp.ClientWSTimeout(ws_receive=None, ws_close=10.0),
             )
         except aiohttp.WSServerHandshakeError as exc:

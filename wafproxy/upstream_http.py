@@ -289,11 +289,14 @@ def _public(exc: BaseException) -> BaseException:
 class ConnectionPool:
     """Idle kept-alive connections per target and a cap on connections in use (``pool_size``)."""
 
-    def __init__(self, size: int, connect_timeout: float) -> None:
+    def __init__(
+        self, size: int, connect_timeout: float, tls: ssl.SSLContext | None = None
+    ) -> None:
         self._idle: dict[Target, list[Connection]] = {}
         self._slots = asyncio.Semaphore(size) if size > 0 else None
         self._connect_timeout = connect_timeout
-        self._tls: ssl.SSLContext | None = None
+        self._tls = tls
+        """For https targets; None: the system's trust store, made on first use."""
         self._closed = False
 
     async def acquire(self, target: Target) -> tuple[Connection, bool]:
@@ -322,6 +325,7 @@ class ConnectionPool:
     async def _connect(self, target: Target) -> Connection:
         loop = asyncio.get_running_loop()
         tls = self._tls_context() if target.scheme == "https" else None
+        server_name = target.host if tls is not None and tls.check_hostname else None
         try:
             async with asyncio.timeout(self._connect_timeout):
                 _, conn = await loop.create_connection(
@@ -329,7 +333,7 @@ class ConnectionPool:
                     target.host,
                     target.port,
                     ssl=tls,
-                    server_hostname=target.host if tls is not None else None,
+                    server_hostname=server_name if tls is not None else None,
                 )
         except TimeoutError as exc:
             raise ConnectFailed(timed_out=True) from exc

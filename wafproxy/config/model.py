@@ -88,6 +88,11 @@ class Upstream:
     read_timeout: float = 60.0
     total_timeout: float = 300.0
     pool_size: int = 100
+    ca_file: Path | None = None
+    """CA certificates (PEM) that https targets' certificates must chain to; None: the
+    system's trust store."""
+    tls_verify: bool = True
+    """False skips certificate and host name checks of https targets (a lab upstream only)."""
 
 
 @dataclass(frozen=True)
@@ -309,7 +314,7 @@ def config_from_node(root: Node, path: Path) -> ServiceConfig:
     opts = errors.attempt(lambda: root.fields(REQUIRED_KEYS, OPTIONAL_KEYS), no_nodes)
     errors.raise_any()
     section = _Sections(errors, path.parent)
-    upstreams = _upstreams(opts["upstreams"], errors)
+    upstreams = _upstreams(opts["upstreams"], errors, path.parent)
     names = _declared(opts["upstreams"])
     config = ServiceConfig(
         listeners=tuple(errors.attempt(lambda: _listeners(opts["listeners"], errors), [])),
@@ -413,22 +418,22 @@ def _is_ip(text: str, version: int) -> bool:
         return False
 
 
-def _upstreams(node: Node, errors: _Errors) -> dict[str, Upstream]:
+def _upstreams(node: Node, errors: _Errors, base: Path) -> dict[str, Upstream]:
     no_items: dict[str, Node] = {}
     items = errors.attempt(node.map, no_items)
     if not items and node.is_map:
         errors.items.append(node.error("at least one upstream is required"))
     out: dict[str, Upstream] = {}
     for name, child in items.items():
-        upstream = errors.attempt(lambda: _upstream(name, child, errors), None)  # noqa: B023
+        upstream = errors.attempt(lambda: _upstream(name, child, errors, base), None)  # noqa: B023
         if upstream is not None:
             out[name] = upstream
     return out
 
 
-def _upstream(name: str, node: Node, errors: _Errors) -> Upstream:
+def _upstream(name: str, node: Node, errors: _Errors, base: Path) -> Upstream:
     keys = ["max_fails", "fail_timeout", "connect_timeout", "read_timeout", "total_timeout"]
-    opts = node.fields(["targets"], [*keys, "pool_size"])
+    opts = node.fields(["targets"], [*keys, "pool_size", "ca_file", "tls_verify"])
     targets = opts["targets"].seq()
     if not targets:
         raise opts["targets"].error("at least one target is required")
@@ -442,7 +447,16 @@ def _upstream(name: str, node: Node, errors: _Errors) -> Upstream:
         read_timeout=errors.field(opts, "read_timeout", _seconds, d.read_timeout),
         total_timeout=errors.field(opts, "total_timeout", _seconds, d.total_timeout),
         pool_size=errors.field(opts, "pool_size", _int_from(1), d.pool_size),
+        ca_file=errors.field(opts, "ca_file", lambda n: _existing_file(n, base), None),
+        tls_verify=errors.field(opts, "tls_verify", lambda n: n.bool(), True),
     )
+
+
+def _existing_file(node: Node, base: Path) -> Path:
+    path = base / node.str()
+    if not path.is_file():
+        raise node.error(f"no such file: {path}")
+    return path
 
 
 def parse_target(node: Node) -> Target:
