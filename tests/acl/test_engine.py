@@ -383,14 +383,20 @@ def test_managed_group_blocks_and_labels(compile_acl: CompileAcl) -> None:
 def test_managed_rule_override_to_count_keeps_the_label(compile_acl: CompileAcl) -> None:
     acl = compile_acl(
         acl_text(
-            managed(", rule_action_overrides: {SQLi_QUERYARGUMENTS: count}"),
+            managed(
+                ", rule_action_overrides: "
+                "{SQLi_QUERYARGUMENTS: count, SQLiPatterns_QUERYARGUMENTS: count}"
+            ),
             "  - name: after\n    priority: 6\n    action: block\n"
             "    statement: {label_match: {scope: label, key: 'wafproxy:attack:sqli'}}\n",
         )
     )
     verdict = evaluate(acl, get(SQLI))
     assert (verdict.terminating_rule, verdict.terminating_group) == ("after", None)
-    assert matched(verdict)[0] == ("SQLi_QUERYARGUMENTS", ActionKind.COUNT, "wafproxy-sqli")
+    assert matched(verdict)[:2] == [
+        ("SQLi_QUERYARGUMENTS", ActionKind.COUNT, "wafproxy-sqli"),
+        ("SQLiPatterns_QUERYARGUMENTS", ActionKind.COUNT, "wafproxy-sqli"),
+    ]
 
 
 def test_scope_down_statement_skips_the_group(compile_acl: CompileAcl) -> None:

@@ -1135,6 +1135,9 @@ def test_fixtures_load_with_the_engine(imported: tuple[str, Any]) -> None:
     assert rules.warnings == ()
 
 
+BROWSER = (("User-Agent", "Mozilla/5.0"),)
+"""What a real client sends: the core group blocks a request without a User-Agent."""
+
 REQUESTS = [
     (
         "blocklisted forwarded address",
@@ -1152,7 +1155,7 @@ REQUESTS = [
     ),
     (
         "admin from the office",
-        {"uri_path": "/admin/users", "client_ip": "10.1.2.3"},
+        {"uri_path": "/admin/users", "client_ip": "10.1.2.3", "headers": BROWSER},
         ActionKind.ALLOW,
         "Default_Action",
         None,
@@ -1166,7 +1169,7 @@ REQUESTS = [
     ),
     (
         "overridden group rule counts",
-        {"query_string": "debug=1"},
+        {"query_string": "debug=1", "headers": BROWSER},
         ActionKind.ALLOW,
         "Default_Action",
         None,
@@ -1221,7 +1224,7 @@ def test_imported_acl_keeps_behaviour(
 
 def test_imported_acl_overrides_and_inserted_headers(imported: tuple[str, Any]) -> None:
     acl = imported[1].acls["shop-acl"]
-    debug = evaluate(acl, WafRequest("GET", "/", "debug=1"))
+    debug = evaluate(acl, WafRequest("GET", "/", "debug=1", headers=BROWSER))
     assert [(m.rule, m.action) for m in debug.matches] == [("block-debug-param", ActionKind.COUNT)]
     api = evaluate(acl, WafRequest("GET", "/api/items"))
     assert api.insert_headers == (("x-wafproxy-api-client", "yes"),)

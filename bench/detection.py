@@ -10,10 +10,12 @@ error when no status comes back (errors are reported apart and left out of the r
     python bench/detection.py --target http://127.0.0.1:8080 --corpus regression
 
 Without --target the script starts its own upstream (bench/upstream.py) and ``wafproxy run`` with
-the shipped default web ACL at --paranoia N (the rules of higher levels are overridden to count)
-or with --rules FILE... . The crs, csic and params corpora are read with the harness that ships
-with them (wafbench.py beside the corpus directory, or --harness PATH), so requests are built
-byte for byte as the reference numbers were measured.
+the shipped default web ACL (--paranoia N raises every group's ``paranoia_level`` to N) or with
+--rules FILE... . The crs, csic and params corpora are read with the harness that ships with
+them (wafbench.py beside the corpus directory, or --harness PATH), so requests are built byte
+for byte as the reference numbers were measured; only the regression corpus needs nothing
+outside this repository. Sampling (--limit) is this script's own, not the harness's: for the
+numbers in bench/RESULTS.md run the harness itself, or this script without --limit.
 """
 
 from __future__ import annotations
@@ -158,7 +160,7 @@ def load_regression(corpus_dir: Path, host: str = "localhost") -> list[Case]:
         cases.append(
             Case(
                 str(item["id"]),
-                "benign" if kind == "benign" else "attack",
+                str(item.get("label", "benign" if kind == "benign" else "attack")),
                 kind,
                 whole_request(item, host),
                 "request",
@@ -276,19 +278,17 @@ def free_port() -> int:
         return port
 
 
-def paranoia_acl(level: int, work: Path) -> Path:
-    """The shipped default web ACL with every managed group's rules above ``level`` overridden
-    to count and the others to block (the engine's paranoia_level does the same)."""
-    acl = yaml.safe_load((RULES_DIR / "default.yaml").read_text(encoding="utf-8"))
+def paranoia_acl(level: int | None, work: Path) -> Path:
+    """The shipped default web ACL, with every managed group raised to paranoia ``level``
+    (a group the default already runs higher keeps its level); None: as shipped."""
+    shipped = RULES_DIR / "default.yaml"
+    if level is None:
+        return shipped
+    acl = yaml.safe_load(shipped.read_text(encoding="utf-8"))
     for rule in acl["rules"]:
         group = rule["statement"].get("managed_rule_group")
-        if group is None:
-            continue
-        data = yaml.safe_load((RULES_DIR / f"{group['name']}.yaml").read_text(encoding="utf-8"))
-        group["rule_action_overrides"] = {
-            r["name"]: ("count" if int(r.get("paranoia_level", 1)) > level else "block")
-            for r in data["rules"]
-        }
+        if group is not None:
+            group["paranoia_level"] = max(level, int(group.get("paranoia_level", 1)))
     path = work / f"default-pl{level}.yaml"
     path.write_text(yaml.safe_dump(acl, sort_keys=False), encoding="utf-8")
     return path
@@ -440,7 +440,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--harness", type=Path, help="wafbench.py (default: beside the corpus dir)")
     parser.add_argument("--target", help="an already running proxy, e.g. http://127.0.0.1:8080")
     parser.add_argument("--rules", type=Path, nargs="+", help="rule files (default: shipped)")
-    parser.add_argument("--paranoia", type=int, choices=(1, 2, 3, 4), default=1)
+    parser.add_argument(
+        "--paranoia",
+        type=int,
+        choices=(1, 2, 3, 4),
+        help="raise every group of the shipped default to this level (default: as shipped)",
+    )
     parser.add_argument("--host-header", default="localhost")
     parser.add_argument("--limit", type=int, default=0, help="a fixed random sample of N cases")
     parser.add_argument("--seed", type=int, default=1)
