@@ -463,6 +463,12 @@ def _check_atoms(atoms: Sequence[Atom]) -> None:
             raise ValueError(f"atom {atom.id} ({atom.regex!r}): {reason}")
 
 
+HS_CHUNK = 64
+"""Atoms per Hyperscan database. Compiling grows faster than linearly with a set of complex
+patterns (the shipped body group: 222 atoms, 5.9 s as one database, under 2 s in chunks),
+while a scan costs little more per extra database; first starts are what this buys down."""
+
+
 def build_group(
     id: int,
     field_key: str,
@@ -483,9 +489,14 @@ def build_group(
             re2_indices.append(index)
         else:
             hs_items.append(_HsItem(index, dialect, _hs_flags(atom.caseless)))
-    db, refused = _compile_hyperscan(hs_items)
-    re2_indices = sorted(re2_indices + [item.index for item in refused])
-    matchers: list[_Matcher] = [_HyperscanMatcher(db)] if db is not None else []
+    matchers: list[_Matcher] = []
+    for start in range(0, len(hs_items), HS_CHUNK):
+        db, refused = _compile_hyperscan(hs_items[start : start + HS_CHUNK])
+        re2_indices += [item.index for item in refused]
+        if db is not None:
+            matchers.append(_HyperscanMatcher(db))
+    re2_indices.sort()
+    db = matchers[0] if matchers else None
     if re2_indices:
         items = [(i, _pattern_bytes(atoms[i].regex, atoms[i].caseless)) for i in re2_indices]
         matchers.append(_Re2Matcher(items))
