@@ -55,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_scan(sub)
     _add_findings(sub)
     _add_detect(sub)
+    _add_managed_lists(sub)
     return parser
 
 
@@ -257,6 +258,12 @@ def _add_detect(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     from wafproxy.detect.cli import add_detect_parser  # admin API clients; import lazily
 
     add_detect_parser(sub)
+
+
+def _add_managed_lists(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from wafproxy.managed_lists import add_parser  # argparse only; commands import lazily
+
+    add_parser(sub)
 
 
 # -- commands ------------------------------------------------------------------------------------

@@ -66,6 +66,18 @@ def load_threat_list(path: Path) -> ThreatList:
     return ThreatList(path.name, path, ips, len(entries))
 
 
+def read_addresses(path: Path) -> list[str]:
+    """Every address or CIDR of the file (any format above), checked; ConfigError at
+    file:line for a bad one."""
+    entries = list(_entries(path, _read(path)))
+    for line, address in entries:
+        try:
+            parse_cidr(address)
+        except ValueError:
+            raise ConfigError(Mark(str(path), line, 1), "", _bad(address)) from None
+    return [address for _, address in entries]
+
+
 def _read(path: Path) -> str:
     try:
         return path.read_text(encoding="utf-8-sig")
