@@ -311,9 +311,16 @@ except ImportError:  # pragma: no cover - orjson is a dependency
     _dumps = _dumps_json
 
 
+_Pending = tuple[
+    WafRequest, Verdict, str, int, "str | None", Sequence[Mapping[str, object]], float
+]
+"""A record waiting for the writer: request, verdict, acl, status, country, rate-based, time."""
+
+
 class DecisionLog:
-    """Lines go into a bounded buffer (``deque.append`` is atomic, so the event loop never
-    takes a lock); a background thread writes them in batches every FLUSH_INTERVAL."""
+    """Records go into a bounded buffer (``deque.append`` is atomic, so the event loop never
+    takes a lock); a background thread formats and writes them in batches every
+    FLUSH_INTERVAL."""
 
     def __init__(
         self,
@@ -325,7 +332,7 @@ class DecisionLog:
         self._prefix = webacl_id_prefix
         self._on_drop = on_drop
         self._limit = max(1, config.queue_size)
-        self._buffer: deque[bytes] = deque()
+        self._buffer: deque[_Pending] = deque()
         self._closed = config.destination == "off"
         self._stop = threading.Event()
         self._close_lock = threading.Lock()
@@ -358,6 +365,18 @@ class DecisionLog:
             if len(self._buffer) >= self._limit:
                 self._dropped()
                 return
+            moment = time.time() if now is None else now
+            self._buffer.append((req, verdict, acl, status, country, rate_based, moment))
+        except Exception:
+            log.exception("decision log: could not queue a record")
+            self._dropped()
+
+    def _line(self, pending: _Pending) -> bytes | None:
+        """The JSON line of a queued record, formatted by the writer: a batch formatted together
+        keeps the formatting code hot, where one record per request would interleave it with
+        the whole request path (the inputs are immutable request and verdict values)."""
+        req, verdict, acl, status, country, rate_based, now = pending
+        try:
             record = format_record(
                 req,
                 verdict,
@@ -366,13 +385,14 @@ class DecisionLog:
                 config=self.config,
                 country=country,
                 rate_based=rate_based,
-                now=time.time() if now is None else now,
+                now=now,
                 webacl_id_prefix=self._prefix,
             )
-            self._buffer.append(_dumps(record))
+            return _dumps(record)
         except Exception:
             log.exception("decision log: could not format a record")
             self._dropped()
+            return None
 
     def close(self, timeout: float = 10.0) -> None:
         """Write what was recorded before, then stop the writer (waits at most ``timeout``)."""
@@ -411,7 +431,9 @@ class DecisionLog:
         batch: list[bytes] = []
         buffer = self._buffer
         while buffer and len(batch) < WRITE_BATCH:
-            batch.append(buffer.popleft())
+            line = self._line(buffer.popleft())
+            if line is not None:
+                batch.append(line)
         return batch
 
     def _write(self, batch: Sequence[bytes]) -> None:
