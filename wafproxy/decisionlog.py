@@ -171,7 +171,28 @@ def _http_request(req: WafRequest, redact: _Redaction, country: str | None) -> d
 
 
 def _headers(headers: Sequence[Header], redact: _Redaction) -> list[dict[str, str]]:
-    """Redacted, each value and the whole list bounded (inline: it runs for every request)."""
+    """Redacted, each value and the whole list bounded."""
+    if not redact.cookies and _plain(headers):  # the usual request: one list comprehension
+        hidden = redact.headers
+        return [
+            {"name": name, "value": REDACTED if name.lower() in hidden else value}
+            for name, value in headers
+        ]
+    return _bounded_headers(headers, redact)
+
+
+def _plain(headers: Sequence[Header]) -> bool:
+    """No name or value over MAX_VALUE_CHARS, and all of them within MAX_HEADER_CHARS."""
+    total = 0
+    for name, value in headers:
+        size = len(value)
+        if size > MAX_VALUE_CHARS or len(name) > MAX_VALUE_CHARS:
+            return False
+        total += len(name) + size
+    return total <= MAX_HEADER_CHARS
+
+
+def _bounded_headers(headers: Sequence[Header], redact: _Redaction) -> list[dict[str, str]]:
     out: list[dict[str, str]] = []
     budget = MAX_HEADER_CHARS
     hidden = redact.headers
@@ -191,9 +212,7 @@ def _headers(headers: Sequence[Header], redact: _Redaction) -> list[dict[str, st
             left = len(headers) - index
             out.append({"name": TRUNCATED, "value": f"{left} more headers not logged"})
             break
-        out.append(
-            {"name": name if len(name) <= MAX_VALUE_CHARS else _truncate(name), "value": value}
-        )
+        out.append({"name": _truncate(name), "value": value})
     return out
 
 
