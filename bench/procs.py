@@ -143,3 +143,16 @@ def peak_rss_kib(pid: int) -> int:
                 if line.startswith("VmHWM:"):
                     total += int(line.split()[1])
     return total
+
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of ``pid`` and its descendants so far (every thread counted)."""
+    ticks = 0
+    for member in descendants(pid):
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{member}/stat").read_text().rsplit(")", 1)[1].split()
+            ticks += int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15)
+    return ticks / CLOCK_TICKS

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import shutil
 import sys
 import tempfile
@@ -19,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from procs import Running, StartError, free_port, peak_rss_kib, pinned, running
+from procs import Running, StartError, cpu_seconds, free_port, peak_rss_kib, pinned, running
 from reqshapes import BENCH_DIR, DEFAULT_SHAPE_DIR, SHAPE_NAMES, check_shape_dir
 from systems import SYSTEM_NAMES, SYSTEMS, Context, System
 from throughput_report import Options, Row, print_report
@@ -111,12 +112,20 @@ def run_rounds(opts: Options, targets: Sequence[Target]) -> dict[tuple[str, str]
         shift = index % len(targets)
         for target in [*targets[shift:], *targets[:shift]]:
             for shape in opts.shapes:
+                before = cpu_seconds(target.pid)
                 result = run_wrk(opts.wrk, target.port, shape, opts.duration)
+                result = with_cpu(result, cpu_seconds(target.pid) - before)
                 note = "ok" if result.valid else "INVALID: " + "; ".join(result.problems)
                 name = f"{target.system.name} {shape}"
                 progress(f"    {name:<24} {result.requests_per_s:>9,.0f} req/s  {note}")
                 results.setdefault((target.system.name, shape), []).append(result)
     return results
+
+
+def with_cpu(result: WrkResult, seconds: float) -> WrkResult:
+    if not result.requests:
+        return result
+    return dataclasses.replace(result, cpu_us_per_request=seconds / result.requests * 1e6)
 
 
 def run_all(opts: Options) -> list[Row]:

@@ -31,6 +31,10 @@ class WrkResult:
     p99_ms: float
     problems: tuple[str, ...]
     """Why the run does not count (non-2xx answers, socket errors); empty when valid."""
+    requests: int = 0
+    """Requests completed (wrk's WRKDONE line)."""
+    cpu_us_per_request: float | None = None
+    """CPU time the system under test spent per request during the run (set by the caller)."""
 
     @property
     def valid(self) -> bool:
@@ -59,11 +63,14 @@ def parse_wrk(text: str) -> WrkResult:
         problems.append(f"{non2xx[1]} non-2xx answers")
     if rps is None or set(percentiles) != {"50", "99"}:
         problems.append("unreadable wrk report")
+    done = DONE.search(text)
+    counts = dict(part.split("=", 1) for part in done[1].split()) if done else {}
     return WrkResult(
         requests_per_s=float(rps[1]) if rps else 0.0,
         p50_ms=percentiles.get("50", 0.0),
         p99_ms=percentiles.get("99", 0.0),
         problems=tuple(dict.fromkeys(problems)),
+        requests=int(counts.get("requests", "0")),
     )
 
 
