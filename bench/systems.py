@@ -123,6 +123,10 @@ SYSTEMS = (
         DEFAULT_TARGET, wafproxy_config(empty=False, log=False),
     ),
     System(
+        "waf-empty-logfile", "wafproxy run -c: empty ACL, decision_log.destination: FILE",
+        EMPTY_TARGET, wafproxy_config(empty=True, log=True),
+    ),
+    System(
         "waf-default-logfile", "wafproxy run -c: default rules, decision_log.destination: FILE",
         DEFAULT_TARGET, wafproxy_config(empty=False, log=True),
     ),
