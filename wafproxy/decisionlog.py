@@ -330,9 +330,7 @@ except ImportError:  # pragma: no cover - orjson is a dependency
     _dumps = _dumps_json
 
 
-_Pending = tuple[
-    WafRequest, Verdict, str, int, "str | None", Sequence[Mapping[str, object]], float
-]
+_Pending = tuple[WafRequest, Verdict, str, int, "str | None", Sequence[Mapping[str, object]], float]
 """A record waiting for the writer: request, verdict, acl, status, country, rate-based, time."""
 
 
