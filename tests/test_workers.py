@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -77,10 +78,25 @@ async def test_two_workers_serve_one_port_and_one_scrape_shows_both(
     assert await requests_counted(proxy) == sent
 
     os.kill(workers[0], signal.SIGKILL)
+    await exited(workers[0])  # until then new connections may still land in its queue (reset)
     await fresh_connection_requests(proxy.url, 10)  # the other worker keeps serving
     restarted = await wait_for_children(proxy, 2, exclude=workers[0])
     assert workers[1] in restarted and workers[0] not in restarted
     assert await asyncio.to_thread(proxy.stop) == 0
+
+
+async def exited(pid: int, timeout: float = 10.0) -> None:
+    """The process is gone or a zombie: its listening socket is closed."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            return
+        if state in ("Z", "X"):
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"process {pid} did not exit")
 
 
 def test_workers_that_cannot_bind_fail_the_run(tmp_path: Path) -> None:
