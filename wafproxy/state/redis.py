@@ -45,6 +45,7 @@ from wafproxy.state.metrics import StateMetrics
 
 log = logging.getLogger("wafproxy.state")
 POLL_SECONDS = 0.25
+CLOSE_SECONDS = 2.0
 BACKOFF_FIRST = 0.05
 BACKOFF_MAX = 2.0
 CACHE_MAX = 200_000
@@ -162,14 +163,18 @@ class RedisState:
         self._poller = asyncio.ensure_future(self._poll())
 
     async def close(self) -> None:
+        """Bounded: a command cancelled inside the Redis client can leave it waiting on its
+        own connection, and a proxy's shutdown must not wait for that."""
         tasks = [*self._tasks, *([self._poller] if self._poller else [])]
         for task in tasks:
             task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        await self.client.aclose()
-        await self.client.connection_pool.disconnect()
+        if tasks:
+            await asyncio.wait(tasks, timeout=CLOSE_SECONDS)
+        for closing in (self.client.aclose, self.client.connection_pool.disconnect):
+            try:
+                await asyncio.wait_for(closing(), CLOSE_SECONDS)
+            except (TimeoutError, *FAILURES):
+                log.warning("state: closing the Redis connection did not finish cleanly")
 
     @property
     def available(self) -> bool:
