@@ -27,7 +27,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -169,12 +169,19 @@ class RedisState:
         for task in tasks:
             task.cancel()
         if tasks:
-            await asyncio.wait(tasks, timeout=CLOSE_SECONDS)
-        for closing in (self.client.aclose, self.client.connection_pool.disconnect):
-            try:
-                await asyncio.wait_for(closing(), CLOSE_SECONDS)
-            except (TimeoutError, *FAILURES):
-                log.warning("state: closing the Redis connection did not finish cleanly")
+            _, stuck = await asyncio.wait(tasks, timeout=0.5)
+            if stuck:  # closing every connection, in use or not, ends what they wait on
+                await self._bounded(self.client.connection_pool.disconnect)
+                await asyncio.wait(stuck, timeout=CLOSE_SECONDS)
+        await self._bounded(self.client.aclose)
+        await self._bounded(self.client.connection_pool.disconnect)
+
+    @staticmethod
+    async def _bounded(closing: Callable[[], Awaitable[object]]) -> None:
+        try:
+            await asyncio.wait_for(closing(), CLOSE_SECONDS)
+        except (TimeoutError, *FAILURES):
+            log.warning("state: closing the Redis connection did not finish cleanly")
 
     @property
     def available(self) -> bool:
