@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
+
+from wafproxy.kms.fsutil import atomic_write
 
 LISTS = {
     "ip-reputation": ("ip-reputation.txt", "wafproxy-ip-reputation"),
@@ -54,15 +54,7 @@ def write_list(path: Path, networks: list[str], sources: list[Path]) -> None:
         *(f"# from {source}" for source in sources),
     ]
     text = "\n".join([*header, *networks]) + "\n"
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, text.encode("utf-8"), mode=0o644)  # the proxy may run as another user
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -35,11 +35,11 @@ def ensure_private_dir(path: Path) -> None:
     check_private(path)
 
 
-def atomic_write(path: Path, data: bytes) -> None:
+def atomic_write(path: Path, data: bytes, mode: int = PRIVATE_FILE) -> None:
     """Write a temporary file beside ``path``, fsync it, rename it over ``path``, fsync the
     directory: a crash at any point leaves either the old file or the new one, never a mix."""
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{os.urandom(4).hex()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     try:
         view = memoryview(data)
         while view:
