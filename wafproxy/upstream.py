@@ -113,19 +113,26 @@ def decode_raw(raw: Iterable[tuple[bytes, bytes]]) -> list[Header]:
 
 
 def without_hop_by_hop(headers: Sequence[Header]) -> list[Header]:
-    named = {
-        token.strip().lower()
-        for name, value in headers
-        if name.lower() == "connection"
-        for token in value.split(",")
-    }
-    return [
-        (name, value)
-        for name, value in headers
-        if (low := name.lower()) not in HOP_BY_HOP
-        and low not in named
-        and not low.startswith("proxy-")
-    ]
+    """One pass, one ``lower()`` per header: it runs for every response."""
+    out: list[Header] = []
+    lows: list[str] = []
+    named: set[str] = set()
+    for name, value in headers:
+        low = name.lower()
+        if low in HOP_BY_HOP or low.startswith("proxy-"):
+            if low == "connection":
+                named.update(connection_tokens(value))
+            continue
+        out.append((name, value))
+        lows.append(low)
+    if named:
+        return [h for h, low in zip(out, lows, strict=True) if low not in named]
+    return out
+
+
+def connection_tokens(value: str) -> list[str]:
+    """The header names a Connection header lists (they are hop-by-hop too)."""
+    return [token.strip().lower() for token in value.split(",")]
 
 
 @dataclass(frozen=True)
@@ -158,7 +165,7 @@ def upstream_headers(headers: Sequence[Header], fwd: ForwardedFor) -> list[Heade
             if low == "x-forwarded-for":
                 prior_xff.append(value)
             elif low == "connection":
-                named.update(token.strip().lower() for token in value.split(","))
+                named.update(connection_tokens(value))
             continue
         out.append((name, value))
         lows.append(low)
@@ -389,23 +396,7 @@ def _raise_client_side(exc: BaseException, body: RequestBody | None) -> None:
 
 
 def response_headers(upstream: UpstreamResponse) -> list[Header]:
-    """``without_hop_by_hop(decode_raw(...))`` in one pass (it runs for every response)."""
-    out: list[Header] = []
-    lows: list[str] = []
-    named: set[str] = set()
-    for raw_name, raw_value in upstream.raw_headers:
-        name = raw_name.decode("utf-8", "surrogateescape")
-        low = name.lower()
-        value = raw_value.decode("utf-8", "surrogateescape")
-        if low in HOP_BY_HOP or low.startswith("proxy-"):
-            if low == "connection":
-                named.update(token.strip().lower() for token in value.split(","))
-            continue
-        out.append((name, value))
-        lows.append(low)
-    if named:
-        return [h for h, low in zip(out, lows, strict=True) if low not in named]
-    return out
+    return without_hop_by_hop(decode_raw(upstream.raw_headers))
 
 
 NO_HEADER_CHANGES = ResponseHeaders()
