@@ -28,6 +28,7 @@ from aiohttp.typedefs import Handler
 from aiohttp.web_protocol import RequestHandler
 from prometheus_client import values
 
+from wafproxy import gctune
 from wafproxy.admin.app import build_admin_app
 from wafproxy.config.model import Address, Runtime, ServiceConfig, build_runtime
 from wafproxy.decisionlog import DecisionLog
@@ -427,8 +428,10 @@ async def serve(
     stop: asyncio.Event | None = None,
     workers: int = 1,
     schedule_scans: bool = True,
+    tune_gc: bool = False,
 ) -> int:
-    """Serve until SIGTERM / SIGINT (or ``stop`` is set); SIGHUP reloads."""
+    """Serve until SIGTERM / SIGINT (or ``stop`` is set); SIGHUP reloads. ``tune_gc``: this
+    process only serves (wafproxy/gctune.py)."""
     stop_event = stop or asyncio.Event()
     server = ProxyServer(
         config,
@@ -441,6 +444,8 @@ async def serve(
         schedule_scans=schedule_scans,
     )
     await server.start()
+    if tune_gc:
+        gctune.tune()
     loop = asyncio.get_running_loop()
     assert server.reloader is not None
     handlers = {
@@ -475,7 +480,13 @@ def run(
         log.warning("%s", notice)
     if workers <= 1:
         return _run_loop(
-            serve(config, config_path=config_path, runtime=runtime, extra_apps=extra_apps)
+            serve(
+                config,
+                config_path=config_path,
+                runtime=runtime,
+                extra_apps=extra_apps,
+                tune_gc=True,
+            )
         )
     return Supervisor(config, config_path, runtime, workers, extra_apps).run()
 
@@ -592,6 +603,7 @@ class Supervisor:
                     announce=index == 0,
                     workers=self.workers,
                     schedule_scans=index == 0,
+                    tune_gc=True,
                 )
             )
         except OSError as exc:  # the usual one: a port in use

@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from wafproxy import gctune
 from wafproxy.clientip import ClientIpResolver
 from wafproxy.config.model import Runtime, ServiceConfig, build_runtime, load_service_config
 from wafproxy.errors import ConfigError, ConfigErrors
@@ -157,6 +158,7 @@ class Reloader:
         warn_restart_needed(old.config, runtime.config)
         new = new_generation(runtime, old)
         self.ref.swap(new)
+        gctune.settle()
         self._spawn(retire(old, new))
         for warning in runtime.rule_set.warnings:
             log.warning("%s", warning)
