@@ -6,10 +6,12 @@ import sys
 import threading
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from wafproxy import decisionlog
 from wafproxy.acl.model import ActionKind, RuleMatch, RuleType, Verdict
 from wafproxy.decisionlog import (
     MAX_VALUE_CHARS,
@@ -17,6 +19,7 @@ from wafproxy.decisionlog import (
     TRUNCATED,
     DecisionLog,
     DecisionLogConfig,
+    format_line,
     format_record,
 )
 from wafproxy.request import WafRequest
@@ -67,9 +70,8 @@ def fmt(
     rate_based: Sequence[Mapping[str, object]] = (),
     webacl_id_prefix: str = "",
 ) -> dict[str, object]:
-    return format_record(
-        req,
-        verdict,
+    """The record, after checking that the line the writer writes says exactly the same."""
+    args = dict(
         acl="shop",
         status=403,
         config=config or DecisionLogConfig(),
@@ -78,6 +80,11 @@ def fmt(
         now=NOW,
         webacl_id_prefix=webacl_id_prefix,
     )
+    record = format_record(req, verdict, **args)  # type: ignore[arg-type]
+    line = format_line(req, verdict, **args)  # type: ignore[arg-type]
+    assert line.endswith(b"\n") and line.count(b"\n") == 1
+    assert json.loads(line) == record
+    return record
 
 
 def http(record: dict[str, object]) -> dict[str, object]:
@@ -342,3 +349,17 @@ def test_write_failures_are_counted_as_drops(tmp_path: Path) -> None:
         log.record(request(n), ALLOWED, acl="shop", status=200)
     log.close()
     assert len(drops) == 3
+
+
+def test_undecodable_request_bytes_still_make_a_json_line() -> None:
+    raw = b"caf\xe9".decode("utf-8", "surrogateescape")
+    req = replace(REQUEST, headers=(("User-Agent", raw),), uri_path="/" + raw)
+    record = fmt(req)  # the line is JSON and says the same (fmt checks)
+    assert header_values(record)["User-Agent"] == raw
+
+
+def test_the_verdict_part_cache_stays_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(decisionlog, "VERDICT_CACHE_SIZE", 3)
+    for n in range(10):
+        fmt(verdict=replace(VERDICT, terminating_rule=f"rule-{n}"))
+        assert len(decisionlog._verdict_json) <= 3
