@@ -32,7 +32,7 @@ from wafproxy.acl.model import (
     Transform,
     WebAcl,
 )
-from wafproxy.acl.prefilter import build_prefilter
+from wafproxy.acl.prefilter import build_prefilter, build_quiet_plan
 from wafproxy.acl.transforms import TRANSFORMS
 from wafproxy.config.source import Node, load_file
 from wafproxy.errors import ConfigError, ConfigErrors
@@ -426,6 +426,7 @@ def _compile_acl(name: str, root: Node, sources: Sources) -> WebAcl | None:
     except ValueError as exc:  # a pattern both engines refused at build time
         sources.errors.append(root.error(str(exc)))
         return None
+    top = build_prefilter(rules)
     return WebAcl(
         name=name,
         default_action=default_action,
@@ -437,7 +438,8 @@ def _compile_acl(name: str, root: Node, sources: Sources) -> WebAcl | None:
         label_namespace=namespace,
         geo=c.geo,
         on_error=on_error,
-        prefilter=build_prefilter(rules),
+        prefilter=top,
+        quiet=build_quiet_plan(rules, top),
     )
 
 

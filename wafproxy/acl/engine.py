@@ -17,6 +17,7 @@ from wafproxy.acl.model import (
     ActionKind,
     EvalContext,
     Field,
+    FieldScans,
     GeoResolver,
     OverrideAction,
     Oversize,
@@ -157,6 +158,13 @@ def _run_group(
 
 
 def _top_rules(acl: WebAcl, req: WafRequest, ctx: EvalContext) -> tuple[Rule, ...]:
+    quiet = acl.quiet
+    if quiet is not None and _may_skip(req, ctx):
+        found = ctx.found
+        if found is None:
+            found = ctx.found = _every_hit(req, ctx)
+        if quiet.atoms.isdisjoint(found):
+            return quiet.rules
     return acl.rules if acl.prefilter is None else _possible(req, ctx, acl.prefilter, acl.rules)
 
 
@@ -208,25 +216,42 @@ def _fired(req: WafRequest, ctx: EvalContext, clause: Clause) -> bool:
 def _every_hit(req: WafRequest, ctx: EvalContext) -> frozenset[int]:
     """Every scan of the web ACL, as ``atom_key`` numbers (the scans are cached per request
     and remembered per value, so this is what evaluating every rule would scan anyway)."""
-    acl = ctx.acl
-    known = ctx.hits
-    found: list[int] = []
-    for fld, slots in acl.slots_by_field:
-        raw = field_values(req, ctx, fld, (), ())
+    found: set[int] = set()
+    for scans in ctx.acl.field_scans:
+        raw = field_values(req, ctx, scans.field, (), ())
         if not raw:
             continue
-        for slot in slots:
-            hits = known.get(slot)
-            if hits is None:
-                group = acl.match_groups[slot]
-                hits = group.remembered(raw)
-                if hits is None:
-                    inp = acl.scan_inputs[slot]
-                    values = field_values(req, ctx, fld, inp.names, inp.fns)
-                    hits = group.scan_remembering(raw, values)
-                known[slot] = hits
-            if hits:
-                found.extend(atom_key(slot, atom) for atom in hits)
+        get = scans.found.table.get
+        for value in raw:
+            keys = get(value)
+            if keys is None:
+                found.update(_field_hits(req, ctx, scans, raw))
+                break
+            if keys:
+                found.update(keys)
+    return frozenset(found)
+
+
+def _field_hits(
+    req: WafRequest, ctx: EvalContext, scans: FieldScans, raw: Sequence[str]
+) -> frozenset[int]:
+    """What every slot of the field found, remembering it per value for ``_every_hit``."""
+    found: list[int] = []
+    for slot in scans.slots:
+        found.extend(atom_key(slot, atom) for atom in group_hits(req, ctx, slot))
+    groups = [ctx.acl.match_groups[slot] for slot in scans.slots]
+    for value in raw:
+        per_slot = [group.remembered((value,)) for group in groups]
+        if None in per_slot:
+            continue  # too long to remember, or forgotten meanwhile
+        scans.found.put(
+            value,
+            frozenset(
+                atom_key(slot, atom)
+                for slot, hits in zip(scans.slots, per_slot, strict=True)
+                for atom in hits or ()
+            ),
+        )
     return frozenset(found)
 
 

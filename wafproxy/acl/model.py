@@ -9,15 +9,17 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from dataclasses import field as _new_field  # for classes with an attribute named field
 from functools import cached_property
 from typing import TYPE_CHECKING, Protocol
 
+from wafproxy.acl.memo import Memo
 from wafproxy.request import Header, WafRequest
 
 if TYPE_CHECKING:
     from wafproxy.acl.ipset import IpSet
     from wafproxy.acl.matchers import MatchGroup
-    from wafproxy.acl.prefilter import Prefilter
+    from wafproxy.acl.prefilter import Prefilter, QuietPlan
 
 Transform = Callable[[str], str]
 
@@ -161,15 +163,28 @@ class WebAcl:
     """What an evaluation error does (the request is blocked unless this says allow)."""
     prefilter: Prefilter | None = None
     """The web ACL's own rules' triggers (acl/prefilter.py), like a rule group's."""
+    quiet: QuietPlan | None = None
+    """The rules a request evaluates when none of the groups' quick clauses fired."""
 
     @cached_property
-    def slots_by_field(self) -> tuple[tuple[Field, tuple[int, ...]], ...]:
+    def field_scans(self) -> tuple[FieldScans, ...]:
         """The scan slots grouped by the field they read (a field without values has no hits
         in any of its slots)."""
         by_key: dict[str, tuple[Field, list[int]]] = {}
         for slot, inp in enumerate(self.scan_inputs):
             by_key.setdefault(inp.field.key, (inp.field, []))[1].append(slot)
-        return tuple((fld, tuple(slots)) for fld, slots in by_key.values())
+        return tuple(FieldScans(fld, tuple(slots)) for fld, slots in by_key.values())
+
+
+@dataclass(frozen=True, eq=False)
+class FieldScans:
+    """Every scan of one field: the slots, and what all of them found in a value, remembered
+    per raw value as ``prefilter.atom_key`` numbers (one lookup per value instead of one per
+    slot)."""
+
+    field: Field
+    slots: tuple[int, ...]
+    found: Memo[frozenset[int]] = _new_field(default_factory=Memo, repr=False)
 
 
 @dataclass(frozen=True)
