@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -58,21 +57,33 @@ def new_generation(runtime: Runtime, previous: Generation | None = None) -> Gene
     return Generation(runtime, pools, ClientIpResolver(runtime.config.client_ip))
 
 
+class InUse:
+    """``with ref.use() as gen``: counts the request in its generation (a class, not a
+    generator-based context manager: this runs for every request)."""
+
+    __slots__ = ("gen",)
+
+    def __init__(self, gen: Generation) -> None:
+        self.gen = gen
+
+    def __enter__(self) -> Generation:
+        self.gen.in_flight += 1
+        return self.gen
+
+    def __exit__(self, *exc: object) -> None:
+        gen = self.gen
+        gen.in_flight -= 1
+        if gen.in_flight == 0 and gen.retired is not None:
+            gen.retired.set()
+
+
 class RuntimeRef:
     def __init__(self, generation: Generation) -> None:
         self.current = generation
 
-    @contextmanager
-    def use(self) -> Iterator[Generation]:
+    def use(self) -> InUse:
         """The generation a request runs on from start to finish."""
-        gen = self.current
-        gen.in_flight += 1
-        try:
-            yield gen
-        finally:
-            gen.in_flight -= 1
-            if gen.in_flight == 0 and gen.retired is not None:
-                gen.retired.set()
+        return InUse(self.current)
 
     def swap(self, new: Generation) -> Generation:
         old, self.current = self.current, new

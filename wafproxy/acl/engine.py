@@ -58,6 +58,8 @@ def evaluate(
     holds the current entries of dynamic IP sets. ``now`` is the clock both use.
     """
     if ctx is None:
+        if not acl.rules:
+            return _default_verdict(acl)
         ctx = EvalContext(
             acl=acl, geo=geo or acl.geo, state=state, now=now, rate=rate, ip_sets=ip_sets or {}
         )
@@ -98,6 +100,17 @@ def evaluate(
         matches=tuple(matches),
         oversize_fields=tuple(ctx.oversize),
         rate_based=tuple(ctx.rate_matches),
+    )
+
+
+def _default_verdict(acl: WebAcl) -> Verdict:
+    """A web ACL without rules: its default action, without setting up an evaluation."""
+    default = acl.default_action
+    return Verdict(
+        action=default.kind,
+        terminating_rule=DEFAULT_ACTION,
+        response=default.response,
+        insert_headers=default.insert_headers,
     )
 
 
