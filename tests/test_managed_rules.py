@@ -115,7 +115,9 @@ EXAMPLES = doc_examples()
 
 
 def test_the_doc_has_its_recipes() -> None:
-    assert [title for title, _, _ in EXAMPLES] == ["strict", "shop", "api", "cms", "prefs", "ops"]
+    assert [title for title, _, _ in EXAMPLES] == [
+        *("strict", "shop", "api", "cms", "cms-precise", "prefs", "ops"),
+    ]
 
 
 @pytest.mark.parametrize(("title", "acl", "tests"), EXAMPLES, ids=[t for t, _, _ in EXAMPLES])

@@ -106,6 +106,12 @@ ROWS = [
     Row("{single_query_argument: {name: nope}}", GET, ()),
     Row("all_query_arguments", GET, ("1", "2", "3", "y+z", "", "empty")),
     Row("all_query_arguments", JSON, ()),
+    Row("{all_query_arguments: {excluded_arguments: [ID, flag]}}", GET, ("y+z", "empty")),
+    Row(
+        "{all_query_arguments: {excluded_arguments: [nope]}}",
+        GET,
+        ("1", "2", "3", "y+z", "", "empty"),
+    ),
     Row(
         ALL_HEADERS % ("all", "continue"),
         GET,
@@ -224,6 +230,15 @@ ROWS = [
     Row("all_body_arguments", TEXT, ()),
     Row("all_body_arguments", GET, ()),
     Row("{all_body_arguments: {oversize_handling: match}}", TRUNCATED, (), Oversize.MATCH),
+    Row(
+        "{all_body_arguments: {excluded_arguments: [PASS WORD, tags]}}",
+        FORM,
+        ("bob", "s%27+or+1%3D1"),
+    ),
+    Row("{all_body_arguments: {excluded_arguments: [upload]}}", MULTIPART, ("hello",)),
+    Row(
+        "{all_body_arguments: {excluded_arguments: [name, n]}}", JSON, ("1.50", "x", "true", "null")
+    ),
     Row("{single_body_argument: {name: PASSWORD}}", FORM, ("s%27+or+1%3D1",)),
     Row("{single_body_argument: {name: pass word}}", FORM, ("x",)),
     Row("{single_body_argument: {name: tags}}", FORM, ("a", "b")),
@@ -280,6 +295,11 @@ def test_every_registered_field_has_rows() -> None:
             "json_body:included=/a%2C/c,/b:scope=all:fallback=no_match:oversize=match",
         ),
         ("all_body_arguments", "all_body_arguments"),
+        (
+            "{all_body_arguments: {excluded_arguments: [B, a], oversize_handling: match}}",
+            "all_body_arguments:excluded=a,b:oversize=match",
+        ),
+        ("{all_query_arguments: {excluded_arguments: [Q]}}", "all_query_arguments:excluded=q"),
         (
             "{single_body_argument: {name: Pw, oversize_handling: match}}",
             "single_body_argument:pw:oversize=match",
@@ -381,6 +401,11 @@ def test_keys_tell_unequal_fields_apart() -> None:
             "expected one of match, no_match, evaluate_as_string; got 'x'",
         ),
         ("header_order", "field.header_order: missing required key 'oversize_handling'"),
+        (
+            "{all_query_arguments: {excluded_arguments: []}}",
+            "excluded_arguments: expected at least one argument name; got a list",
+        ),
+        ("{all_body_arguments: {excluded: [a]}}", "unknown key 'excluded'"),
     ],
 )
 def test_config_errors(yaml: str, message: str) -> None:
