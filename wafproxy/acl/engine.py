@@ -313,8 +313,7 @@ def _transformed(
         return tuple(known)  # type: ignore[arg-type]
     previous = field_values(req, ctx, fld, names[:-1], fns[:-1])
     values = tuple(map(fns[-1], previous))
-    for value, result in zip(raw, values, strict=True):
-        memo.put(value, result)
+    memo.put_all(raw, values)
     return values
 
 

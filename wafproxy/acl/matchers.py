@@ -415,15 +415,19 @@ class MatchGroup:
 
     def scan_remembering(self, raw: Sequence[str], values: Sequence[str]) -> frozenset[int]:
         """``scan(values)``, remembering each value's atoms under its raw form."""
-        memo = self._memo
+        get = self._memo.table.get
         found: set[int] = set()
+        new_keys: list[str] = []
+        new_hits: list[frozenset[int]] = []
         for original, value in zip(raw, values, strict=True):
-            hit = memo.get(original)
+            hit = get(original)
             if hit is None:
                 hit = self.scan((value,))
-                memo.put(original, hit)
+                new_keys.append(original)
+                new_hits.append(hit)
             if hit:
                 found |= hit
+        self._memo.put_all(new_keys, new_hits)
         return frozenset(found) if found else _NONE_FOUND
 
     def scan(self, values: Sequence[str]) -> frozenset[int]:

@@ -11,7 +11,7 @@ insert, and memory stays bounded whatever the traffic.
 from __future__ import annotations
 
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Generic, TypeVar
 
 V = TypeVar("V")
@@ -44,6 +44,21 @@ class Memo(Generic[V]):
             clear_all()
             _spent = 2 * len(key) + ENTRY_OVERHEAD
         self.table[key] = value
+
+    def put_all(self, keys: Sequence[str], values: Sequence[V]) -> None:
+        """``put`` for each pair, with the budget counted once (a request's new values arrive
+        together)."""
+        global _spent
+        table = self.table
+        added = 0
+        for key, value in zip(keys, values, strict=True):
+            size = len(key)
+            if size <= MAX_VALUE:
+                table[key] = value
+                added += 2 * size + ENTRY_OVERHEAD
+        _spent += added
+        if _spent > BUDGET:
+            clear_all()
 
 
 _other_caches: list[Callable[[], None]] = []
