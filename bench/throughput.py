@@ -5,7 +5,7 @@ its turn), warms each up, then runs ``--runs`` rounds; in a round wrk (core 1) l
 in turn with each shape. Interleaving keeps the systems' numbers comparable on a machine whose
 background load drifts: ratios to the bare proxy are taken per round, then the median.
 
-    python bench/throughput.py [--duration 10] [--runs 3] [--systems bare,waf-default] [--markdown]
+    python bench/throughput.py [--duration 3] [--runs 12] [--systems bare,waf-default] [--markdown]
 """
 
 from __future__ import annotations
@@ -39,8 +39,8 @@ class Target:
 
 def parse_args(argv: Sequence[str] | None) -> Options:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
-    parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
-    parser.add_argument("--runs", type=int, default=3, help="rounds (measured runs per row)")
+    parser.add_argument("--duration", type=int, default=3, help="seconds per wrk run")
+    parser.add_argument("--runs", type=int, default=12, help="rounds (measured runs per row)")
     parser.add_argument("--warmup", type=int, default=2, help="seconds of unmeasured wrk first")
     parser.add_argument("--shapes", default=",".join(SHAPE_NAMES), help="e.g. R1,R2")
     parser.add_argument(

@@ -14,6 +14,7 @@ from __future__ import annotations
 import enum
 import math
 from dataclasses import dataclass
+from typing import Protocol
 
 from wafproxy.detect.baseline import Ewma, IntervalSeries, alpha_for_span
 from wafproxy.detect.bounded import BoundedTable
@@ -45,6 +46,42 @@ class RateRule:
     fill_gaps: int = 0
     """Empty intervals between two observations counted as zero samples (at most)."""
     population: bool = True
+
+
+class RateSettings(Protocol):
+    """The learning settings every rate detector has (its ``detect:`` options)."""
+
+    @property
+    def interval(self) -> float: ...
+    @property
+    def span(self) -> float: ...
+    @property
+    def warmup(self) -> int: ...
+    @property
+    def sigma(self) -> float: ...
+    @property
+    def min_ratio(self) -> float: ...
+
+
+def rate_rule(
+    settings: RateSettings,
+    *,
+    minimum: float,
+    ceiling: float,
+    fill_gaps: int = 0,
+    population: bool = True,
+) -> RateRule:
+    return RateRule(
+        interval=settings.interval,
+        span=settings.span,
+        warmup=settings.warmup,
+        sigma=settings.sigma,
+        min_ratio=settings.min_ratio,
+        minimum=minimum,
+        ceiling=ceiling,
+        fill_gaps=fill_gaps,
+        population=population,
+    )
 
 
 class RateState(IntervalSeries):

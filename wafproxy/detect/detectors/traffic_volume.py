@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from wafproxy.detect.detector import Report, make_finding, register
-from wafproxy.detect.detectors._rates import KeyedRates, RateRule, Spike
+from wafproxy.detect.detectors._rates import KeyedRates, Spike, rate_rule
 from wafproxy.detect.observation import Observation
 from wafproxy.detect.settings import DetectorSettings, count, number, score, seconds
 from wafproxy.findings.model import Finding
@@ -55,12 +55,8 @@ class TrafficVolume:
 
     def __init__(self, settings: TrafficVolumeSettings, base: Path | None = None) -> None:
         self.settings = settings
-        rule = RateRule(
-            interval=settings.interval,
-            span=settings.span,
-            warmup=settings.warmup,
-            sigma=settings.sigma,
-            min_ratio=settings.min_ratio,
+        rule = rate_rule(
+            settings,
             minimum=float(settings.min_requests),
             ceiling=0.0,
             fill_gaps=settings.fill_gaps,
