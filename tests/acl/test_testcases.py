@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 
 import pytest
@@ -202,3 +203,44 @@ def test_discover(shop: Path) -> None:
         shop / "sub" / "a.tests.yaml",
         single,
     ]
+
+
+def test_a_body_that_is_not_utf8_comes_as_base64(tmp_path: Path) -> None:
+    """Raw overlong UTF-8 (``..\\xc0\\xaf``, "../" to a lenient decoder) in a form body: only
+    bytes can say it, and the core group's LFI rule must see them as sent."""
+    body = b"file=..\xc0\xafetc"
+    path = tmp_path / "core.tests.yaml"
+    path.write_text(
+        "rule_group: wafproxy-core\ntests:\n"
+        "  - name: overlong slash in a form field\n"
+        "    request:\n"
+        "      method: POST\n"
+        "      uri: /f\n"
+        "      http_version: HTTP/1.0\n"
+        "      headers: {User-Agent: t, Content-Type: application/x-www-form-urlencoded}\n"
+        f"      body_base64: {base64.b64encode(body).decode()}\n"
+        "    expect: {action: block, rule: GenericLFI_BODY}\n"
+    )
+    tf = load_test_file(path)
+    (test,) = tf.tests
+    assert test.request.body == body
+    assert test.request.http_version == "HTTP/1.0"
+    assert run_test(tf, test) == []
+
+
+@pytest.mark.parametrize(
+    ("request_yaml", "message"),
+    [
+        ("{uri: /, body: x, body_base64: eA==}", "a request has body or body_base64, not both"),
+        ("{uri: /, body_base64: 'not base64!'}", "expected standard base64"),
+        ("{uri: /, http_version: HTTP/3}", "expected one of HTTP/1.0, HTTP/1.1; got 'HTTP/3'"),
+    ],
+)
+def test_bad_request_bodies_and_versions_are_errors(
+    shop: Path, request_yaml: str, message: str
+) -> None:
+    path = shop / "shop.tests.yaml"
+    path.write_text(f"tests:\n  - name: t\n    request: {request_yaml}\n    expect: {{}}\n")
+    with pytest.raises(ConfigErrors) as caught:
+        load_test_file(path)
+    assert message in str(caught.value)

@@ -10,10 +10,14 @@ and pytest (tests/test_rule_files.py) both run them through this module.
       - name: sqli in a query argument
         request: {method: GET, uri: "/search?q=1' or '1'='1", headers: {User-Agent: test}}
         expect: {action: block, rule: SQLi_QUERYARGUMENTS, labels: [wafproxy:attack:sqli]}
+
+The format is documented in docs/rule-language.md ("Rule tests").
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -175,10 +179,11 @@ def _test(node: Node) -> RuleTest:
 
 def _request(node: Node) -> WafRequest:
     opts = node.fields(
-        required=["uri"], optional=["method", "headers", "body", "client_ip", "http_version"]
+        required=["uri"],
+        optional=["method", "headers", "body", "body_base64", "client_ip", "http_version"],
     )
     headers = _headers(opts["headers"]) if "headers" in opts else ()
-    body = opts["body"].str().encode("utf-8") if "body" in opts else b""
+    body = _body(node, opts)
     if body and not any(n.lower() == "content-length" for n, _ in headers):
         headers = (*headers, ("Content-Length", str(len(body))))
     return build_request(
@@ -187,7 +192,27 @@ def _request(node: Node) -> WafRequest:
         headers,
         body,
         client_ip=opts["client_ip"].str() if "client_ip" in opts else "192.0.2.10",
+        http_version=_http_version(opts["http_version"]) if "http_version" in opts else "HTTP/1.1",
     )
+
+
+def _body(node: Node, opts: dict[str, Node]) -> bytes:
+    """``body`` as UTF-8 text, or ``body_base64`` for bytes that are not (invalid UTF-8, NULs)."""
+    if "body" in opts and "body_base64" in opts:
+        raise node.error("a request has body or body_base64, not both")
+    if "body" in opts:
+        return opts["body"].str().encode("utf-8")
+    if "body_base64" not in opts:
+        return b""
+    encoded = opts["body_base64"]
+    try:
+        return base64.b64decode(encoded.str(), validate=True)
+    except (binascii.Error, ValueError):
+        raise encoded.expected("standard base64 (A-Z a-z 0-9 + /, = padding)") from None
+
+
+def _http_version(node: Node) -> str:
+    return node.one_of(["HTTP/1.0", "HTTP/1.1"])
 
 
 def _headers(node: Node) -> tuple[Header, ...]:
