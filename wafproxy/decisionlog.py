@@ -1,8 +1,8 @@
 """The decision log: one JSON line per request, in AWS WAF log field names.
 
-The request path only formats the line and appends it to a bounded buffer; one
-background thread writes lines to stdout or to a size-rotated file. A full queue drops the line
-and calls ``on_drop`` (a metric), so a slow disk or a stalled stdout pipe never slows a request.
+The request path only formats the line and appends it to a bounded buffer; one background
+thread writes lines to stdout or to a size-rotated file. A full buffer drops the line and calls
+``on_drop`` (a metric), so a slow disk or a stalled stdout pipe never slows a request.
 
 Lines are size-bounded whatever the request: header values, the URI and the query string are cut
 at ``MAX_VALUE_CHARS`` with a ``TRUNCATED`` marker, headers as a whole at ``MAX_HEADER_CHARS``.
