@@ -401,10 +401,10 @@ def _excluded_arguments(opts: dict[str, Node]) -> frozenset[str]:
     node = opts.get("excluded_arguments")
     if node is None:
         return frozenset()
-    names: list[str] = node.str_list()  # annotated: Node.str shadows str in source.py
-    if not names:
+    items = node.seq()
+    if not items:
         raise node.expected("at least one argument name")
-    return frozenset(_name(item) for item in node.seq())
+    return frozenset(_name(item) for item in items)
 
 
 def _scope(node: Node) -> Scope:

@@ -36,29 +36,20 @@ class Memo(Generic[V]):
         return self.table.get(key)
 
     def put(self, key: str, value: V) -> None:
-        global _spent
-        if len(key) > MAX_VALUE:
-            return
-        _spent += 2 * len(key) + ENTRY_OVERHEAD
-        if _spent > BUDGET:
-            clear_all()
-            _spent = 2 * len(key) + ENTRY_OVERHEAD
-        self.table[key] = value
+        self.put_all((key,), (value,))
 
     def put_all(self, keys: Sequence[str], values: Sequence[V]) -> None:
-        """``put`` for each pair, with the budget counted once (a request's new values arrive
-        together)."""
+        """Remember each pair (keys over MAX_VALUE are skipped); when the budget would be
+        passed, every table is forgotten first."""
         global _spent
-        table = self.table
-        added = 0
-        for key, value in zip(keys, values, strict=True):
-            size = len(key)
-            if size <= MAX_VALUE:
-                table[key] = value
-                added += 2 * size + ENTRY_OVERHEAD
-        _spent += added
-        if _spent > BUDGET:
+        kept = [
+            (key, value) for key, value in zip(keys, values, strict=True) if len(key) <= MAX_VALUE
+        ]
+        added = sum(2 * len(key) + ENTRY_OVERHEAD for key, _ in kept)
+        if _spent + added > BUDGET:
             clear_all()
+        _spent += added
+        self.table.update(kept)
 
 
 _other_caches: list[Callable[[], None]] = []
