@@ -77,6 +77,7 @@ def test_explain_a_url_with_the_shipped_rules(capsys: pytest.CaptureFixture[str]
         "      all_query_arguments (as sent): ['<script>']",
         "      all_query_arguments url_decode_uni: ['<script>']",
         "      all_query_arguments url_decode_uni -> url_decode_uni: ['<script>']",
+        "      xss_match on all_query_arguments: MATCH",
         "      labels added: wafproxy:attack:xss, wafproxy:core:CrossSiteScripting_QUERYARGUMENTS",
     ]
     assert "wafproxy:attack:xss" in lines[-2].split(", ")
@@ -96,7 +97,7 @@ def test_explain_shows_patterns_transformations_and_labels(
         "User-Agent: sqlmap/1.0",
     )
     assert code == 0
-    assert lines[1] == "web ACL: shop (4 rules, 10 scan groups)"
+    assert lines[1] == "web ACL: shop (4 rules, 13 scan groups)"
     scanner = section(lines, "  [1] scanner-agents (count): MATCH")
     assert scanner[:2] == [
         "      single_header:user-agent (as sent): ['sqlmap/1.0']",

@@ -1,25 +1,27 @@
-"""sqli_match and xss_match detectors: libinjection, kept apart because they wrap a C library.
+"""sqli_match and xss_match: libinjection, kept apart because it wraps a C library.
+
+A detection is an atom of its (field, transformation chain) MatchGroup like a pattern is, so its
+answer is remembered per value by the group's memo and a rule using it gets a prefilter trigger
+(a request in which no value looks like SQL skips the rule). It reads the encoded value, as the
+group's other matchers do.
 
 Speed: libinjection-python builds a dict of tokens for every call (several microseconds), so
-when the extension exports the C functions we call them through ctypes instead, and results are
-memoised per distinct value in a bounded table (forms repeat the same values request after
-request; a hostile stream of unique values only costs the uncached call). The XSS detector skips
-values without '<', '=' or ':' — libinjection's HTML5 tokenizer needs one of them to find a
-tag, an event-handler attribute or a script URL (tests/acl/test_attacks.py checks this claim).
+when the extension exports the C functions we call them through ctypes instead. The XSS
+detection skips values without '<', '=' or ':' — libinjection's HTML5 tokenizer needs one of
+them to find a tag, an event-handler attribute or a script URL (tests/acl/test_attacks.py checks
+this claim).
 """
 
 from __future__ import annotations
 
 import ctypes
+import enum
 from collections.abc import Callable
 
 import libinjection
 
-from wafproxy.acl.memo import also_clear
-
 MAX_INSPECT = 64 * 1024
-CACHE_SIZE = 100_000
-MAX_CACHED_LEN = 512
+"""Bytes of one value that libinjection reads."""
 
 
 def _c_functions() -> tuple[Callable[[bytes], bool], Callable[[bytes], bool]] | None:
@@ -54,53 +56,50 @@ def _binding_xss(data: bytes) -> bool:
 
 _native = _c_functions()
 raw_sqli, raw_xss = _native if _native is not None else (_binding_sqli, _binding_xss)
-_sqli_cache: dict[str, bool] = {}
-_xss_cache: dict[str, bool] = {}
-also_clear(_sqli_cache.clear)
-also_clear(_xss_cache.clear)
 
 
-def is_sqli(value: str, *, high: bool = False) -> bool:
-    if not value:
+def sqli_in(data: bytes, *, high: bool = False) -> bool:
+    if not data:
         return False
-    if _cached(_sqli_cache, value, raw_sqli):
+    if raw_sqli(data[:MAX_INSPECT]):
         return True
-    if high and "/*" in value:
-        stripped = _strip_sql_comments(value)
-        return stripped != value and _cached(_sqli_cache, stripped, raw_sqli)
+    if high and b"/*" in data:
+        stripped = _strip_sql_comments(data)
+        return stripped != data and raw_sqli(stripped[:MAX_INSPECT])
     return False
 
 
-def is_xss(value: str) -> bool:
-    if not value or ("<" not in value and "=" not in value and ":" not in value):
+def xss_in(data: bytes) -> bool:
+    if not data or (b"<" not in data and b"=" not in data and b":" not in data):
         return False
-    return _cached(_xss_cache, value, raw_xss)
+    return raw_xss(data[:MAX_INSPECT])
 
 
-def _cached(cache: dict[str, bool], value: str, detect: Callable[[bytes], bool]) -> bool:
-    hit = cache.get(value)
-    if hit is not None:
-        return hit
-    result = detect(value[:MAX_INSPECT].encode("utf-8", "surrogateescape"))
-    if len(value) <= MAX_CACHED_LEN:
-        if len(cache) >= CACHE_SIZE:
-            cache.clear()  # bounded; hostile churn only costs the uncached call
-        cache[value] = result
-    return result
+class Detection(enum.Enum):
+    """What a detection atom looks for; the value is how ``explain`` shows it."""
+
+    SQLI = "sqli_match"
+    SQLI_HIGH = "sqli_match (sensitivity_level: high)"
+    XSS = "xss_match"
+
+    def found_in(self, data: bytes) -> bool:
+        if self is Detection.XSS:
+            return xss_in(data)
+        return sqli_in(data, high=self is Detection.SQLI_HIGH)
 
 
-def _strip_sql_comments(text: str) -> str:
+def _strip_sql_comments(text: bytes) -> bytes:
     """``UN/**/ION SEL/*x*/ECT`` -> ``UNION SELECT``: high sensitivity looks through comments."""
-    out: list[str] = []
+    out: list[bytes] = []
     i = 0
     while i < len(text):
-        start = text.find("/*", i)
+        start = text.find(b"/*", i)
         if start < 0:
             out.append(text[i:])
             break
         out.append(text[i:start])
-        end = text.find("*/", start + 2)
+        end = text.find(b"*/", start + 2)
         if end < 0:
             break
         i = end + 2
-    return "".join(out)
+    return b"".join(out)

@@ -14,6 +14,7 @@ from importlib import resources
 from pathlib import Path
 
 from wafproxy.acl.actions import compile_action, response_body
+from wafproxy.acl.attacks import Detection
 from wafproxy.acl.fields import compile_field
 from wafproxy.acl.ipset import IpSet, build_ip_set, read_ip_list
 from wafproxy.acl.matchers import Atom, MatchGroup, build_group, validate_regex
@@ -54,6 +55,9 @@ SETS_FILE_KEYS = ["custom_response_bodies", "rule_groups", "ip_sets", "regex_pat
 class Chain:
     names: tuple[str, ...]
     fns: tuple[Transform, ...]
+
+
+_AtomKey = tuple[str, tuple[str, ...], str, bool, Detection | None]
 
 
 @dataclass(frozen=True)
@@ -299,7 +303,7 @@ class Compiler:
         self.rate_rule: str | None = None
         """The rule whose top-level statement is being compiled, while it is a rate_based one."""
         self._pending: dict[tuple[str, tuple[str, ...]], tuple[Field, Chain, list[Atom]]] = {}
-        self._atom_ids: dict[tuple[str, tuple[str, ...], str, bool], AtomRef] = {}
+        self._atom_ids: dict[_AtomKey, AtomRef] = {}
 
     # statements use these
     def statement(self, node: Node) -> Statement:
@@ -333,7 +337,15 @@ class Compiler:
         reason = validate_regex(regex)
         if reason:
             raise node.error(_regex_error(reason))
-        key = (fld.key, chain.names, regex, caseless)
+        return self._add_atom(fld, chain, regex, caseless, None)
+
+    def detection(self, fld: Field, chain: Chain, detection: Detection) -> AtomRef:
+        return self._add_atom(fld, chain, detection.value, False, detection)
+
+    def _add_atom(
+        self, fld: Field, chain: Chain, regex: str, caseless: bool, detection: Detection | None
+    ) -> AtomRef:
+        key = (fld.key, chain.names, regex, caseless, detection)
         if key in self._atom_ids:
             return self._atom_ids[key]
         group_key = (fld.key, chain.names)
@@ -342,7 +354,7 @@ class Compiler:
         slot = list(self._pending).index(group_key)
         atoms = self._pending[group_key][2]
         ref = AtomRef(slot, len(atoms))
-        atoms.append(Atom(id=len(atoms), regex=regex, caseless=caseless))
+        atoms.append(Atom(id=len(atoms), regex=regex, caseless=caseless, detection=detection))
         self._atom_ids[key] = ref
         return ref
 
@@ -378,7 +390,7 @@ class Compiler:
 
     def scan_inputs(self) -> tuple[ScanInput, ...]:
         return tuple(
-            ScanInput(fld, chain.names, chain.fns, tuple(a.regex for a in atoms))
+            ScanInput(fld, chain.names, chain.fns, tuple(a.detection or a.regex for a in atoms))
             for fld, chain, atoms in self._pending.values()
         )
 

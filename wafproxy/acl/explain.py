@@ -36,14 +36,17 @@ def explain(acl: WebAcl, req: WafRequest, out: Callable[[str], None]) -> Verdict
         if kind == "values":
             key, names, values = cast("tuple[str, tuple[str, ...], Sequence[str]]", data)
             chain = " -> ".join(names) if names else "(as sent)"
-            pending.append(f"      {key} {chain}: {_show(values)}")
+            line = f"      {key} {chain}: {_show(values)}"
+            if line not in pending:  # a rule may look at the same values twice
+                pending.append(line)
         elif kind == "atom":
             slot, atom, hit = cast("tuple[int, int, bool]", data)
             group = acl.match_groups[slot]
             patterns = acl.scan_inputs[slot].patterns
-            regex = patterns[atom] if 0 <= atom < len(patterns) else f"#{atom}"
+            pattern = patterns[atom] if 0 <= atom < len(patterns) else f"#{atom}"
+            what = f"pattern {pattern!r}" if isinstance(pattern, str) else pattern.value
             verdict = "MATCH" if hit else "no match"
-            pending.append(f"      pattern {regex!r} on {group.field_key}: {verdict}")
+            pending.append(f"      {what} on {group.field_key}: {verdict}")
         elif kind == "rule":
             group_name, rule, matched = cast("tuple[str | None, Rule, bool]", data)
             _print_rule(out, group_name, rule, matched, pending)

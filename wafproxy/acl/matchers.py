@@ -2,7 +2,9 @@
 
 Every byte_match / regex_match / regex_pattern_set pattern of a (field, transformation chain)
 is an ``Atom``; ``build_group`` compiles all atoms of one such key into one ``MatchGroup`` that
-scans each value once and returns the ids of the atoms that matched.
+scans each value once and returns the ids of the atoms that matched. A sqli_match / xss_match
+on the same key is an atom too (a libinjection ``Detection`` instead of a regex), so its answer
+is remembered and triggers rules the same way.
 
 Semantics, identical on both engines (the tests hold them to it):
 
@@ -30,6 +32,7 @@ from typing import Any, Protocol
 
 import re2
 
+from wafproxy.acl.attacks import Detection
 from wafproxy.acl.hscache import cache_key, cached_database
 from wafproxy.acl.memo import Memo
 
@@ -46,8 +49,10 @@ class Atom:
     id: int
     """Unique within the group."""
     regex: str
-    """RE2 syntax."""
+    """RE2 syntax (ignored for a detection)."""
     caseless: bool = False
+    detection: Detection | None = None
+    """Set for a libinjection atom: it matches a value libinjection reports."""
 
 
 class Constraint(enum.Enum):
@@ -377,6 +382,18 @@ class _Re2Matcher:
                 found.add(index)
 
 
+class _DetectionMatcher:
+    __slots__ = ("_items",)
+
+    def __init__(self, items: Sequence[tuple[int, Detection]]) -> None:
+        self._items = tuple(items)
+
+    def scan_into(self, data: bytes, found: set[int]) -> None:
+        for index, detection in self._items:
+            if detection.found_in(data):
+                found.add(index)
+
+
 # ---------------------------------------------------------------- groups
 
 
@@ -390,7 +407,8 @@ class MatchGroup:
     field_key: str
     transforms: tuple[str, ...]
     engine: str
-    """"hyperscan" when a Hyperscan database scans (most of) the atoms, else "re2"."""
+    """"hyperscan" when a Hyperscan database scans (most of) the patterns, "re2" when RE2 scans
+    them all, "libinjection" when the group has detections only."""
     atom_ids: tuple[int, ...]
     """The ids of the atoms, in the order given to ``build_group``."""
     fallback_ids: frozenset[int]
@@ -463,7 +481,7 @@ def _check_atoms(atoms: Sequence[Atom]) -> None:
     if len({atom.id for atom in atoms}) != len(atoms):
         raise ValueError("atom ids must be unique within a group")
     for atom in atoms:
-        if (reason := validate_regex(atom.regex)) is not None:
+        if atom.detection is None and (reason := validate_regex(atom.regex)) is not None:
             raise ValueError(f"atom {atom.id} ({atom.regex!r}): {reason}")
 
 
@@ -500,7 +518,11 @@ def build_group(
     use_hyperscan = _use_hyperscan(engine)
     hs_items: list[_HsItem] = []
     re2_indices: list[int] = []
+    detections: list[tuple[int, Detection]] = []
     for index, atom in enumerate(atoms):
+        if atom.detection is not None:
+            detections.append((index, atom.detection))
+            continue
         dialect = _hyperscan_dialect(atom.regex) if use_hyperscan else None
         if dialect is None:
             re2_indices.append(index)
@@ -517,11 +539,19 @@ def build_group(
     if re2_indices:
         items = [(i, _pattern_bytes(atoms[i].regex, atoms[i].caseless)) for i in re2_indices]
         matchers.append(_Re2Matcher(items))
+    if detections:
+        matchers.append(_DetectionMatcher(detections))
     return MatchGroup(
         id=id,
         field_key=field_key,
         transforms=transforms,
-        engine="hyperscan" if db is not None else "re2",
+        engine=(
+            "hyperscan"
+            if db is not None
+            else "libinjection"
+            if detections and not re2_indices
+            else "re2"
+        ),
         atom_ids=tuple(atom.id for atom in atoms),
         fallback_ids=frozenset(atoms[i].id for i in re2_indices) if use_hyperscan else frozenset(),
         _matchers=tuple(matchers),

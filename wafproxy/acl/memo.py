@@ -11,7 +11,7 @@ insert, and memory stays bounded whatever the traffic.
 from __future__ import annotations
 
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Generic, TypeVar
 
 V = TypeVar("V")
@@ -52,21 +52,11 @@ class Memo(Generic[V]):
         self.table.update(kept)
 
 
-_other_caches: list[Callable[[], None]] = []
-
-
-def also_clear(clear: Callable[[], None]) -> None:
-    """Register another per-value cache (libinjection's) to be emptied with the tables."""
-    _other_caches.append(clear)
-
-
 def clear_all() -> None:
     """Forget every remembered answer (the benchmark's cold runs; the budget's reset)."""
     global _spent
     for memo in list(_tables):
         memo.table.clear()
-    for clear in _other_caches:
-        clear()
     _spent = 0
 
 

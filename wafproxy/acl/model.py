@@ -17,6 +17,7 @@ from wafproxy.acl.memo import Memo
 from wafproxy.request import Header, WafRequest
 
 if TYPE_CHECKING:
+    from wafproxy.acl.attacks import Detection
     from wafproxy.acl.ipset import IpSet
     from wafproxy.acl.matchers import MatchGroup
     from wafproxy.acl.prefilter import Prefilter, QuietPlan
@@ -142,8 +143,8 @@ class ScanInput:
     field: Field
     names: tuple[str, ...]
     fns: tuple[Transform, ...]
-    patterns: tuple[str, ...] = ()
-    """The regex of each atom, by atom id (for ``explain``)."""
+    patterns: tuple[str | Detection, ...] = ()
+    """The regex or detection of each atom, by atom id (for ``explain``)."""
 
 
 @dataclass(frozen=True)

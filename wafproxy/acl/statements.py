@@ -1,23 +1,21 @@
 """STATEMENTS registry: each factory turns a YAML node into a frozen statement value.
 
-Pattern statements (byte_match, regex_match, regex_pattern_set) hold only AtomRefs: the actual
-matching happens once per (field, transformation chain) in the scan plan (engine.atom_hit).
+Pattern statements (byte_match, regex_match, regex_pattern_set, and sqli_match / xss_match, whose
+libinjection detection is an atom too) hold only AtomRefs: the actual matching happens once per
+(field, transformation chain) in the scan plan (engine.atom_hit).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from dataclasses import field as dataclass_field
-from functools import partial
 from typing import TYPE_CHECKING
 
-from wafproxy.acl.attacks import is_sqli, is_xss
+from wafproxy.acl.attacks import Detection
 from wafproxy.acl.engine import atom_hit, field_values, forced_result, group_hits, may_force
 from wafproxy.acl.forwarded import ForwardedIp, compile_forwarded_ip, request_ips
 from wafproxy.acl.ipset import IpSet
 from wafproxy.acl.matchers import Constraint, literal_regex
-from wafproxy.acl.memo import Memo
 from wafproxy.acl.model import EvalContext, Field, GeoResolver, Statement
 from wafproxy.config.source import Node
 from wafproxy.registry import Registry
@@ -60,7 +58,8 @@ class PatternMatch:
             forced = forced_result(req, ctx, self.field)
             if forced is not None:
                 return forced
-        if ctx.trace is not None:
+        if ctx.trace is not None:  # explain: the values this rule inspects, then each atom
+            field_values(req, ctx, self.field, self.chain.names, self.chain.fns)
             return any([atom_hit(req, ctx, self.slot, atom) for atom in sorted(self.atoms)])
         return not group_hits(req, ctx, self.slot).isdisjoint(self.atoms)
 
@@ -165,47 +164,6 @@ def size_constraint(node: Node, c: Compiler) -> Statement:
     return SizeConstraint(fld, chain, lambda n: op(n, size), _cost(1, chain))
 
 
-@dataclass(frozen=True)
-class Detector:
-    field: Field
-    chain: Chain
-    detect: Callable[[str], bool]
-    capacity: int
-    check_forced: bool = True
-    _memo: Memo[bool] = dataclass_field(default_factory=Memo, repr=False, compare=False)
-    """The answer by raw (untransformed) value: see wafproxy/acl/memo.py."""
-
-    def matches(self, req: WafRequest, ctx: EvalContext) -> bool:
-        if self.check_forced:
-            forced = forced_result(req, ctx, self.field)
-            if forced is not None:
-                return forced
-        if ctx.trace is not None:
-            values = field_values(req, ctx, self.field, self.chain.names, self.chain.fns)
-            return any(map(self.detect, values))
-        raw = field_values(req, ctx, self.field, (), ())
-        get = self._memo.table.get
-        for value in raw:
-            known = get(value)
-            if known is None:
-                return self._detect_remembering(req, ctx, raw)
-            if known:
-                return True
-        return False
-
-    def _detect_remembering(self, req: WafRequest, ctx: EvalContext, raw: Sequence[str]) -> bool:
-        values = field_values(req, ctx, self.field, self.chain.names, self.chain.fns)
-        memo = self._memo
-        for original, value in zip(raw, values, strict=True):
-            known = memo.get(original)
-            if known is None:
-                known = self.detect(value)
-                memo.put(original, known)
-            if known:
-                return True
-        return False
-
-
 @STATEMENTS.register("sqli_match")
 def sqli_match(node: Node, c: Compiler) -> Statement:
     """SQL injection (libinjection); ``sensitivity_level: high`` also sees comment-obfuscated SQL.
@@ -219,8 +177,8 @@ def sqli_match(node: Node, c: Compiler) -> Statement:
     fld = c.field(opts["field"])
     chain = c.chain(opts.get("transforms"))
     high = level == "high"
-    detect = partial(is_sqli, high=high)
-    return Detector(fld, chain, detect, _cost(30 if high else 20, chain), may_force(fld))
+    ref = c.detection(fld, chain, Detection.SQLI_HIGH if high else Detection.SQLI)
+    return _pattern_match(fld, chain, [ref], 30 if high else 20)
 
 
 @STATEMENTS.register("xss_match")
@@ -232,7 +190,7 @@ def xss_match(node: Node, c: Compiler) -> Statement:
     opts = node.fields(required=["field"], optional=["transforms"])
     fld = c.field(opts["field"])
     chain = c.chain(opts.get("transforms"))
-    return Detector(fld, chain, is_xss, _cost(40, chain), may_force(fld))
+    return _pattern_match(fld, chain, [c.detection(fld, chain, Detection.XSS)], 40)
 
 
 # -- address statements -------------------------------------------------------------------------
