@@ -42,10 +42,13 @@ class WafRequest:
     @cached_property
     def header_map(self) -> dict[str, tuple[str, ...]]:
         """Lower-cased header name -> values in order."""
-        out: dict[str, list[str]] = {}
+        out: dict[str, tuple[str, ...]] = {}
+        seen = out.get
         for name, value in self.headers:
-            out.setdefault(name.lower(), []).append(value)
-        return {k: tuple(v) for k, v in out.items()}
+            key = name.lower()
+            before = seen(key)
+            out[key] = (value,) if before is None else (*before, value)
+        return out
 
     def header(self, name: str) -> str | None:
         """The first value of a header (name case-insensitive), or None."""

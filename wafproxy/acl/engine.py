@@ -230,8 +230,11 @@ def _every_hit(req: WafRequest, ctx: EvalContext) -> frozenset[int]:
     """Every scan of the web ACL, as ``atom_key`` numbers (the scans are cached per request
     and remembered per value, so this is what evaluating every rule would scan anyway)."""
     found: set[int] = set()
+    values = ctx.values  # field_values(req, ctx, scans.field, (), ()) without a call per field
     for scans in ctx.acl.field_scans:
-        raw = field_values(req, ctx, scans.field, (), ())
+        raw = values.get(scans.raw_key)
+        if raw is None:
+            raw = values[scans.raw_key] = scans.field.extract(req)
         if not raw:
             continue
         get = scans.found.table.get

@@ -174,7 +174,9 @@ class WebAcl:
         by_key: dict[str, tuple[Field, list[int]]] = {}
         for slot, inp in enumerate(self.scan_inputs):
             by_key.setdefault(inp.field.key, (inp.field, []))[1].append(slot)
-        return tuple(FieldScans(fld, tuple(slots)) for fld, slots in by_key.values())
+        return tuple(
+            FieldScans(fld, tuple(slots), (fld.key, ())) for fld, slots in by_key.values()
+        )
 
 
 @dataclass(frozen=True, eq=False)
@@ -185,6 +187,8 @@ class FieldScans:
 
     field: Field
     slots: tuple[int, ...]
+    raw_key: tuple[str, tuple[str, ...]]
+    """The field's untransformed values' key in ``EvalContext.values``."""
     found: Memo[frozenset[int]] = _new_field(default_factory=Memo, repr=False)
 
 
@@ -276,7 +280,7 @@ class GeoResolver(Protocol):
     def asn(self, ip: str) -> int | None: ...
 
 
-@dataclass
+@dataclass(slots=True)
 class EvalContext:
     """Per-request caches. Created by the engine for each request; never shared."""
 
