@@ -9,7 +9,8 @@ pays for parsing them.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import cached_property
+
+from wafproxy.lazy import lazy
 
 Header = tuple[str, str]
 
@@ -39,7 +40,7 @@ class WafRequest:
     host: str = ""
     tls: dict[str, str] = field(default_factory=dict)
 
-    @cached_property
+    @lazy
     def header_map(self) -> dict[str, tuple[str, ...]]:
         """Lower-cased header name -> values in order."""
         out: dict[str, tuple[str, ...]] = {}
@@ -55,17 +56,17 @@ class WafRequest:
         values = self.header_map.get(name.lower())
         return values[0] if values else None
 
-    @cached_property
+    @lazy
     def content_type(self) -> str:
         value = self.header("content-type") or ""
         return value.split(";", 1)[0].strip().lower()
 
-    @cached_property
+    @lazy
     def query_args(self) -> tuple[Header, ...]:
         """Query arguments as (name, value), raw (not URL-decoded), in order."""
         return split_args(self.query_string)
 
-    @cached_property
+    @lazy
     def cookies(self) -> tuple[Header, ...]:
         """Cookies from every Cookie header as (name, value), in order."""
         out: list[Header] = []
@@ -76,7 +77,7 @@ class WafRequest:
                     out.append((name, val))
         return tuple(out)
 
-    @cached_property
+    @lazy
     def body_text(self) -> str:
         """The inspected body as text; undecodable bytes survive as surrogates."""
         return self.body.decode("utf-8", "surrogateescape")

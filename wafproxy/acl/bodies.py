@@ -5,7 +5,7 @@ is kept as far as it goes; a truncated JSON document is INVALID (AWS WAF counts 
 parse failure). No stdlib ``re`` touches request data (``urllib.parse.unquote`` and
 ``JSONDecoder.decode`` both use it), only str/bytes methods and the C JSON scanner.
 
-Parses are memoised in the WafRequest's ``__dict__`` (where its cached_property values live too),
+Parses are memoised in the WafRequest's ``__dict__`` (where its ``lazy`` values live too),
 so every field evaluated on one request shares one parse.
 """
 

@@ -28,14 +28,14 @@ from wafproxy.acl.model import (
     Verdict,
     WebAcl,
 )
+from wafproxy.acl.prefilter import CANDIDATE_SETS, atom_key
 from wafproxy.acl.prefilter import applies as prefilter_applies
-from wafproxy.acl.prefilter import atom_key
 from wafproxy.request import WafRequest
 
 if TYPE_CHECKING:
     from wafproxy.acl.ipset import IpSet
     from wafproxy.acl.model import RateView
-    from wafproxy.acl.prefilter import Clause, Prefilter, Trigger
+    from wafproxy.acl.prefilter import Prefilter, Trigger
 
 log = logging.getLogger("wafproxy.engine")
 DEFAULT_ACTION = "Default_Action"
@@ -206,24 +206,27 @@ def _candidates(
     req: WafRequest, ctx: EvalContext, pf: Prefilter, rules: tuple[Rule, ...]
 ) -> tuple[Rule, ...]:
     """The group's rules that can match this request, in order (acl/prefilter.py)."""
-    if _fired(req, ctx, pf.quick):
+    found = ctx.found
+    if found is None:
+        found = ctx.found = _every_hit(req, ctx)
+    known = pf.by_found.get(found)
+    if known is not None:
+        return known
+    if not pf.quick.isdisjoint(found):
         pairs: Iterable[tuple[Rule, Trigger | None]] = zip(rules, pf.triggers, strict=True)
     elif not pf.rest_triggered:
         return pf.untriggered
     else:
         pairs = pf.rest
-    return tuple(
+    chosen = tuple(
         rule
         for rule, trigger in pairs
-        if trigger is None or all(_fired(req, ctx, clause) for clause in trigger)
+        if trigger is None or all(not clause.isdisjoint(found) for clause in trigger)
     )
-
-
-def _fired(req: WafRequest, ctx: EvalContext, clause: Clause) -> bool:
-    found = ctx.found
-    if found is None:
-        found = ctx.found = _every_hit(req, ctx)
-    return not clause.isdisjoint(found)
+    if len(pf.by_found) >= CANDIDATE_SETS:
+        pf.by_found.clear()
+    pf.by_found[found] = chosen
+    return chosen
 
 
 def _every_hit(req: WafRequest, ctx: EvalContext) -> frozenset[int]:

@@ -21,12 +21,14 @@ import enum
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
+from itertools import chain
 from typing import Literal, Protocol
 
 from wafproxy.acl import bodies
 from wafproxy.acl.bodies import memo
 from wafproxy.acl.model import Field, Oversize
 from wafproxy.config.source import Node
+from wafproxy.lazy import lazy
 from wafproxy.registry import Registry
 from wafproxy.request import Header, WafRequest
 
@@ -70,9 +72,14 @@ class Visible:
     pairs: tuple[Header, ...]
     oversize: bool
 
+    @lazy
+    def folded_names(self) -> tuple[str, ...]:
+        """The names lower-cased, once per request for every header field that picks by name."""
+        return tuple(name.lower() for name, _ in self.pairs)
+
 
 def limit_pairs(pairs: Sequence[Header]) -> Visible:
-    if len(pairs) <= MAX_ITEMS and sum(len(n) + len(v) for n, v in pairs) <= MAX_BYTES:
+    if len(pairs) <= MAX_ITEMS and sum(map(len, chain.from_iterable(pairs))) <= MAX_BYTES:
         return Visible(tuple(pairs), False)
     kept: list[Header] = []
     used = 0
@@ -296,13 +303,14 @@ class NamePattern:
     def key(self) -> str:
         return "all" if self.mode == "all" else f"{self.mode}={_join(self.names)}"
 
-    def pick(self, pairs: Iterable[Header], fold_case: bool) -> list[Header]:
+    def pick(self, visible: Visible, fold_case: bool) -> Sequence[Header]:
         if self.mode == "all":
-            return list(pairs)
+            return visible.pairs
         keep = self.mode == "included"
-        if fold_case:
-            return [(n, v) for n, v in pairs if (n.lower() in self.names) is keep]
-        return [(n, v) for n, v in pairs if (n in self.names) is keep]
+        names = visible.folded_names if fold_case else [n for n, _ in visible.pairs]
+        return [
+            pair for pair, n in zip(visible.pairs, names, strict=True) if (n in self.names) is keep
+        ]
 
 
 _VISIBLE = {"headers": visible_headers, "cookies": visible_cookies}
@@ -331,7 +339,7 @@ class Pairs:
         return None
 
     def extract(self, req: WafRequest) -> tuple[str, ...]:
-        picked = self.pattern.pick(_VISIBLE[self.kind](req).pairs, self.kind == "headers")
+        picked = self.pattern.pick(_VISIBLE[self.kind](req), self.kind == "headers")
         if self.scope is Scope.KEY:
             return tuple(n for n, _ in picked)
         if self.scope is Scope.VALUE:

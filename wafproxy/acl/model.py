@@ -174,9 +174,7 @@ class WebAcl:
         by_key: dict[str, tuple[Field, list[int]]] = {}
         for slot, inp in enumerate(self.scan_inputs):
             by_key.setdefault(inp.field.key, (inp.field, []))[1].append(slot)
-        return tuple(
-            FieldScans(fld, tuple(slots), (fld.key, ())) for fld, slots in by_key.values()
-        )
+        return tuple(FieldScans(fld, tuple(slots), (fld.key, ())) for fld, slots in by_key.values())
 
 
 @dataclass(frozen=True, eq=False)

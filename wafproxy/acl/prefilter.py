@@ -20,7 +20,7 @@ requests are quiet, and then evaluation walks a dozen rules instead of every gro
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from wafproxy.acl.fields import Fallback, visible_cookies, visible_headers
 from wafproxy.acl.model import EvalContext, Field, Oversize, Rule, Statement
@@ -31,6 +31,7 @@ Clause = frozenset[int]
 Trigger = tuple[Clause, ...]
 """A rule can match only if every clause fires (an ``and`` contributes one per part)."""
 COMMON_FIELDS = ("method", "header_order", "single_header:content-type")
+CANDIDATE_SETS = 256
 """Fields whose atoms fire on ordinary requests (``and`` parts like "method is POST"): a
 group's quick check uses another clause of a rule when it has one."""
 
@@ -48,6 +49,12 @@ class Prefilter:
     """The rules of ``rest`` without a trigger: all of ``rest`` when ``rest_triggered`` is
     False (then a quiet request needs no per-rule check at all)."""
     rest_triggered: bool
+    by_found: dict[frozenset[int], tuple[Rule, ...]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
+    """The candidates for a set of found atoms (they depend on nothing else), for the next
+    request that finds the same: ordinary requests find the same few common atoms. At most
+    CANDIDATE_SETS entries."""
 
 
 @dataclass(frozen=True)
