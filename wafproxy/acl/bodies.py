@@ -362,6 +362,8 @@ def body_arguments(req: WafRequest) -> tuple[Header, ...]:
 
 
 def _body_arguments(req: WafRequest) -> tuple[Header, ...]:
+    if not req.body:
+        return ()
     content_type = req.content_type
     if content_type == FORM:
         return parse_urlencoded(req.body_text)

@@ -161,7 +161,7 @@ class SingleQueryArgument(_Whole):
         return f"single_query_argument:{_esc(self.name)}"
 
     def extract(self, req: WafRequest) -> tuple[str, ...]:
-        return tuple(v for n, v in query_names(req) if n == self.name)
+        return tuple([v for n, v in query_names(req) if n == self.name])
 
 
 @dataclass(frozen=True)
@@ -175,8 +175,8 @@ class AllQueryArguments(_Whole):
 
     def extract(self, req: WafRequest) -> tuple[str, ...]:
         if self.excluded:
-            return tuple(v for n, v in query_names(req) if n not in self.excluded)
-        return tuple(v for _, v in req.query_args)
+            return tuple([v for n, v in query_names(req) if n not in self.excluded])
+        return tuple([v for _, v in req.query_args])
 
 
 @dataclass(frozen=True)
@@ -219,8 +219,8 @@ class AllBodyArguments(_BodyBased):
     def extract(self, req: WafRequest) -> tuple[str, ...]:
         if self.excluded:
             named = bodies.named_body_arguments(req)
-            return tuple(v for n, v in named if n not in self.excluded)
-        return tuple(v for _, v in bodies.body_arguments(req))
+            return tuple([v for n, v in named if n not in self.excluded])
+        return tuple([v for _, v in bodies.body_arguments(req)])
 
 
 def _excluded_key(names: frozenset[str]) -> str:
@@ -237,7 +237,7 @@ class SingleBodyArgument(_BodyBased):
         return f"single_body_argument:{_esc(self.name)}{self.suffix}"
 
     def extract(self, req: WafRequest) -> tuple[str, ...]:
-        return tuple(v for n, v in bodies.named_body_arguments(req) if n == self.name)
+        return tuple([v for n, v in bodies.named_body_arguments(req) if n == self.name])
 
 
 @dataclass(frozen=True)
@@ -308,9 +308,10 @@ class NamePattern:
             return visible.pairs
         keep = self.mode == "included"
         names = visible.folded_names if fold_case else [n for n, _ in visible.pairs]
-        return [
-            pair for pair, n in zip(visible.pairs, names, strict=True) if (n in self.names) is keep
-        ]
+        chosen = self.names
+        if keep and chosen.isdisjoint(names):
+            return ()  # the usual answer for a few named headers
+        return [pair for pair, n in zip(visible.pairs, names, strict=True) if (n in chosen) is keep]
 
 
 _VISIBLE = {"headers": visible_headers, "cookies": visible_cookies}
@@ -341,10 +342,10 @@ class Pairs:
     def extract(self, req: WafRequest) -> tuple[str, ...]:
         picked = self.pattern.pick(_VISIBLE[self.kind](req), self.kind == "headers")
         if self.scope is Scope.KEY:
-            return tuple(n for n, _ in picked)
+            return tuple([n for n, _ in picked])
         if self.scope is Scope.VALUE:
-            return tuple(v for _, v in picked)
-        return tuple(item for pair in picked for item in pair)
+            return tuple([v for _, v in picked])
+        return tuple([item for pair in picked for item in pair])
 
 
 @dataclass(frozen=True)
@@ -362,7 +363,7 @@ class HeaderOrder:
         return None
 
     def extract(self, req: WafRequest) -> tuple[str, ...]:
-        return (":".join(n for n, _ in visible_headers(req).pairs),)
+        return (":".join([n for n, _ in visible_headers(req).pairs]),)
 
 
 # -- options -----------------------------------------------------------------------------------
