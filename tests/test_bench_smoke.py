@@ -107,6 +107,21 @@ def test_engine_runs() -> None:
         assert any(line.split()[:2] == [layout, "30"] for line in done.stdout.splitlines())
 
 
+def test_instructions_child_evaluates_a_shape() -> None:
+    """What each callgrind child runs (valgrind itself is a dev tool, not installed by CI)."""
+    done = run_script("instructions.py", "--child", "R2", "3", "measure")
+    assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("valgrind") is None, reason="apt-get install -y valgrind")
+def test_instructions_counts_an_evaluation() -> None:
+    done = run_script("instructions.py", "--shapes", "R1", "--evaluations", "20", timeout=600)
+    assert done.returncode == 0, done.stderr
+    count = int(done.stdout.split()[1].replace(",", ""))
+    assert 10_000 < count < 10_000_000
+
+
 @needs_wrk
 def test_detect_bench_quick_runs() -> None:
     done = run_script("detect_bench.py", "--quick")

@@ -75,7 +75,7 @@ class Visible:
     @lazy
     def folded_names(self) -> tuple[str, ...]:
         """The names lower-cased, once per request for every header field that picks by name."""
-        return tuple(name.lower() for name, _ in self.pairs)
+        return tuple([name.lower() for name, _ in self.pairs])
 
 
 def limit_pairs(pairs: Sequence[Header]) -> Visible:

@@ -1,0 +1,90 @@
+"""Machine instructions per evaluation of the shipped default web ACL, counted by callgrind.
+
+Why: on a shared host wall-clock timings of one version move by ±30 % from run to run, so an
+engine change worth 5 % cannot be seen in bench/engine.py's microseconds. Instruction counts
+move by about 1 %. Run this on two versions (a git worktree on PYTHONPATH for the other one) to
+compare them; it needs valgrind (Debian package ``valgrind``).
+
+Each shape runs in two child interpreters under callgrind that do the same set-up (rules, warm-up,
+N fresh requests); one then evaluates the N requests, the other does not. The difference of their
+totals divided by N is the cost of one warm evaluation.
+
+    python bench/instructions.py [--shapes R1,R2] [--evaluations 400]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import gc
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+WARMUP = 200
+SUMMARY = re.compile(rb"^summary: (\d+)$", re.MULTILINE)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--shapes", default="R1,R2", help="shape names (bench/shapes)")
+    parser.add_argument("--evaluations", type=int, default=400, help="measured evaluations")
+    parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        shape, evaluations, measure = args.child
+        evaluate_shape(shape, int(evaluations), measure == "measure")
+        return
+    if shutil.which("valgrind") is None:
+        sys.exit("valgrind is not installed (Debian: apt-get install valgrind)")
+    for shape in args.shapes.split(","):
+        per_eval = instructions_per_evaluation(shape, args.evaluations)
+        print(f"{shape}: {per_eval:,} instructions per evaluation")
+
+
+def instructions_per_evaluation(shape: str, evaluations: int) -> int:
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        idle, busy = pool.map(
+            lambda mode: counted_instructions(shape, evaluations, mode), ("idle", "measure")
+        )
+    return (busy - idle) // evaluations
+
+
+def counted_instructions(shape: str, evaluations: int, mode: str) -> int:
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "callgrind.out"
+        subprocess.run(
+            ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable,
+             __file__, "--child", shape, str(evaluations), mode],
+            check=True, capture_output=True,
+        )  # fmt: skip
+        found = SUMMARY.search(out.read_bytes())
+        if found is None:
+            sys.exit(f"no summary line in callgrind's output for {shape}")
+        return int(found.group(1))
+
+
+def evaluate_shape(shape: str, evaluations: int, measure: bool) -> None:
+    from engine import default_acl, request_set
+    from reqshapes import DEFAULT_SHAPE_DIR
+
+    from wafproxy.acl.engine import evaluate
+
+    acl = default_acl()
+    template = request_set(DEFAULT_SHAPE_DIR)[f"{shape} (shape)"]
+    warmup = [dataclasses.replace(template) for _ in range(WARMUP)]
+    measured = [dataclasses.replace(template) for _ in range(evaluations)]
+    gc.disable()
+    for req in warmup:
+        evaluate(acl, req)
+    if measure:
+        for req in measured:
+            evaluate(acl, req)
+
+
+if __name__ == "__main__":
+    main()
