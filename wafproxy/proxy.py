@@ -272,10 +272,11 @@ class ProxyHandler:
             view = state.rate_view(now)
             ip_sets = state.ip_sets(now)
             verdict, seconds = self._run_engine(acl, wreq, now, view, ip_sets)
-            if await self._settle(state, view, now):
+            if state.unsettled(view) and await self._settle(state, view, now):
                 verdict, again = self._run_engine(acl, wreq, now, view, ip_sets)
                 seconds += again
-                await self._settle(state, view, now)  # keys only the second pass reached
+                if state.unsettled(view):  # keys only the second pass reached
+                    await self._settle(state, view, now)
         self.metrics.observe_verdict(ex.route, ex.acl, verdict, seconds)
         if verdict.error is not None:
             self.metrics.child(self.metrics.evaluation_errors, ex.acl).inc()

@@ -61,6 +61,11 @@ class SharedState(Protocol):
         """Publish the view's hits; True when an answer changed (evaluate the request again)."""
         ...
 
+    def unsettled(self, view: RateView) -> bool:
+        """Whether ``settle`` has anything to publish: checked first, so that a request with no
+        shared hits does not await."""
+        ...
+
     def ip_sets(self, now: float) -> Mapping[str, IpSet]:
         """The live entries of every dynamic IP set (cheap: a cached immutable snapshot)."""
         ...

@@ -128,6 +128,9 @@ class MemoryState:
     async def settle(self, view: RateView, now: float) -> bool:
         return False
 
+    def unsettled(self, view: RateView) -> bool:
+        return False  # counted in this process as they happen
+
     async def over_limit(self, rule: RateRule, now: float) -> list[ManagedKey]:
         table = self.counters.tables.get(rule.id)
         if table is None:

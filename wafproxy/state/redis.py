@@ -265,9 +265,13 @@ class RedisState:
         result = await self._hit(keys=keys, args=args)
         return [int(n) for n in result]
 
+    def unsettled(self, view: RateView) -> bool:
+        return isinstance(view, RedisView) and bool(view.pending)
+
     async def settle(self, view: RateView, now: float) -> bool:
-        if not isinstance(view, RedisView) or not view.pending:
+        if not self.unsettled(view):
             return False
+        assert isinstance(view, RedisView)
         pending, view.pending = view.pending, []
         second = int(now)
         begin = time.perf_counter()
