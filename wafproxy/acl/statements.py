@@ -201,9 +201,10 @@ class IpSetMatch:
     capacity: int = 1
 
     def matches(self, req: WafRequest, ctx: EvalContext) -> bool:
+        if self.forwarded is None:
+            return req.client_ip in self.ip_set  # the usual statement, without a tuple
         ips = request_ips(req, self.forwarded)
         if ips is None:
-            assert self.forwarded is not None
             return self.forwarded.fallback_match
         return any(ip in self.ip_set for ip in ips)
 
@@ -224,7 +225,9 @@ class DynamicIpSetMatch:
             assert self.forwarded is not None
             return self.forwarded.fallback_match
         dynamic = ctx.ip_sets.get(self.name)
-        return any(ip in self.static or (dynamic is not None and ip in dynamic) for ip in ips)
+        if dynamic is None:
+            return any(ip in self.static for ip in ips)
+        return any(ip in self.static or ip in dynamic for ip in ips)
 
 
 @STATEMENTS.register("ip_set")
