@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from wafproxy.acl.memo import chain_memo
 from wafproxy.acl.model import (
+    DEFAULT_ACTION,
     ActionKind,
     EvalContext,
     Field,
@@ -38,7 +39,6 @@ if TYPE_CHECKING:
     from wafproxy.acl.prefilter import Prefilter, Trigger
 
 log = logging.getLogger("wafproxy.engine")
-DEFAULT_ACTION = "Default_Action"
 
 
 def evaluate(
@@ -59,7 +59,7 @@ def evaluate(
     """
     if ctx is None:
         if not acl.rules:
-            return _default_verdict(acl)
+            return acl.default_verdict
         ctx = EvalContext(
             acl=acl, geo=geo or acl.geo, state=state, now=now, rate=rate, ip_sets=ip_sets or {}
         )
@@ -76,6 +76,8 @@ def evaluate(
             error=f"{type(exc).__name__}: {exc}",
             rate_based=tuple(ctx.rate_matches),
         )
+    if decided is None and not (matches or ctx.labels or ctx.oversize or ctx.rate_matches):
+        return acl.default_verdict  # nothing matched: the usual request
     headers = tuple(ctx.inserted)
     if decided is None:
         return Verdict(
@@ -100,17 +102,6 @@ def evaluate(
         matches=tuple(matches),
         oversize_fields=tuple(ctx.oversize),
         rate_based=tuple(ctx.rate_matches),
-    )
-
-
-def _default_verdict(acl: WebAcl) -> Verdict:
-    """A web ACL without rules: its default action, without setting up an evaluation."""
-    default = acl.default_action
-    return Verdict(
-        action=default.kind,
-        terminating_rule=DEFAULT_ACTION,
-        response=default.response,
-        insert_headers=default.insert_headers,
     )
 
 

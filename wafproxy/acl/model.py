@@ -23,6 +23,8 @@ if TYPE_CHECKING:
     from wafproxy.acl.prefilter import Prefilter, QuietPlan
 
 Transform = Callable[[str], str]
+DEFAULT_ACTION = "Default_Action"
+"""``terminating_rule`` when no rule decided, as in AWS WAF logs."""
 
 
 class Oversize(enum.Enum):
@@ -166,6 +168,17 @@ class WebAcl:
     """The web ACL's own rules' triggers (acl/prefilter.py), like a rule group's."""
     quiet: QuietPlan | None = None
     """The rules a request evaluates when none of the groups' quick clauses fired."""
+
+    @cached_property
+    def default_verdict(self) -> Verdict:
+        """The answer when no rule matched (built once: a Verdict is immutable)."""
+        default = self.default_action
+        return Verdict(
+            action=default.kind,
+            terminating_rule=DEFAULT_ACTION,
+            response=default.response,
+            insert_headers=default.insert_headers,
+        )
 
     @cached_property
     def field_scans(self) -> tuple[FieldScans, ...]:
