@@ -263,10 +263,10 @@ def test_docstring_says_what_and_shows_yaml(name: str) -> None:
 
 
 def test_named_entities_mean_what_html5_says() -> None:
-    from wafproxy.acl import transforms
+    from wafproxy.acl.transforms import entities
 
     html5 = {key.rstrip(";").lower(): value for key, value in html.entities.html5.items()}
-    for name, value in transforms._ENTITIES.items():
+    for name, value in entities._ENTITIES.items():
         assert html5[name] == value, name
 
 

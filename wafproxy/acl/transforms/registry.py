@@ -1,0 +1,20 @@
+"""The TRANSFORMS registry, and ``chain`` to look a list of names up in it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from wafproxy.acl.model import Transform
+from wafproxy.registry import Registry
+
+TRANSFORMS: Registry[Transform] = Registry("text transformation")
+
+
+def chain(names: Sequence[str]) -> tuple[Transform, ...]:
+    """The transformations called ``names``, in order; KeyError (with a hint) for an unknown one."""
+    fns: list[Transform] = []
+    for name in names:
+        if name not in TRANSFORMS:
+            raise KeyError(TRANSFORMS.unknown(name))
+        fns.append(TRANSFORMS[name])
+    return tuple(fns)
