@@ -13,8 +13,13 @@ import pytest
 import wafproxy.acl
 
 ACL_DIR = Path(wafproxy.acl.__file__).parent
-ACL_MODULES = sorted(ACL_DIR.glob("*.py"))
+ACL_MODULES = sorted(ACL_DIR.rglob("*.py"))  # subpackages too (acl/transforms/)
 FORBIDDEN_IN_ACL = ("aiohttp", "asyncio")
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(ACL_DIR).with_suffix("").parts
+    return ".".join(("wafproxy.acl", *(p for p in parts if p != "__init__")))
 
 
 def imported_modules(path: Path) -> set[str]:
@@ -49,13 +54,13 @@ def test_the_acl_package_has_modules() -> None:
     assert {p.name for p in ACL_MODULES} >= {"engine.py", "compile.py", "statements.py"}
 
 
-@pytest.mark.parametrize("path", ACL_MODULES, ids=[p.name for p in ACL_MODULES])
+@pytest.mark.parametrize("path", ACL_MODULES, ids=[module_name(p) for p in ACL_MODULES])
 def test_acl_modules_do_not_import_aiohttp_or_asyncio(path: Path) -> None:
     bad = {n for n in imported_modules(path) if top_level(n) in FORBIDDEN_IN_ACL}
     assert not bad, f"{path.name} imports {sorted(bad)}"
 
 
-@pytest.mark.parametrize("path", ACL_MODULES, ids=[p.name for p in ACL_MODULES])
+@pytest.mark.parametrize("path", ACL_MODULES, ids=[module_name(p) for p in ACL_MODULES])
 def test_acl_modules_do_not_import_the_stdlib_re(path: Path) -> None:
     """Request data is matched by Hyperscan / RE2 only (ReDoS-proof)."""
     bad = {n for n in imported_modules(path) if top_level(n) == "re"}
@@ -77,7 +82,7 @@ def test_the_checker_sees_what_it_must(tmp_path: Path) -> None:
 
 def test_importing_the_engine_loads_neither_aiohttp_nor_asyncio() -> None:
     """Transitively too: nothing the engine imports from wafproxy pulls the edge in."""
-    modules = [f"wafproxy.acl.{p.stem}" for p in ACL_MODULES if p.stem != "__init__"]
+    modules = [module_name(p) for p in ACL_MODULES]
     code = (
         "import sys\n"
         + "".join(f"import {m}\n" for m in modules)
