@@ -239,3 +239,27 @@ async def _eventually(predicate: Callable[[], bool], timeout: float) -> bool:
             return False
         await asyncio.sleep(0.02)
     return True
+
+
+async def test_close_stops_a_poller_whose_cancellation_the_client_turned_into_a_timeout(
+    make_state: Callable[..., object], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """redis-py can report a cancellation that lands inside a command's own timeout as a
+    timeout, which the background loops catch and retry: close() must still end them."""
+    state: RedisState = await make_state()  # type: ignore[misc]
+    entered = asyncio.Event()
+
+    async def get_that_swallows_cancel(*_: object) -> object:
+        entered.set()
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            raise TimeoutError from None
+        return None
+
+    monkeypatch.setattr(state.client, "get", get_that_swallows_cancel)
+    await asyncio.wait_for(entered.wait(), 5)  # the poller is inside the command
+    await state.close()
+    await asyncio.sleep(0.6)  # more than one poll interval: a surviving loop would be back
+    mine = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+    assert not [t for t in mine if "RedisState" in repr(t.get_coro())], mine

@@ -151,6 +151,9 @@ class RedisState:
         self._down_since: float | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._poller: asyncio.Task[None] | None = None
+        self._closing = False
+        """Set by close(): the background loops stop at their next turn even if the client
+        turned their cancellation into a timeout (which they catch and retry)."""
 
     # -- lifecycle -------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -165,6 +168,7 @@ class RedisState:
     async def close(self) -> None:
         """Bounded: a command cancelled inside the Redis client can leave it waiting on its
         own connection, and a proxy's shutdown must not wait for that."""
+        self._closing = True
         tasks = [*self._tasks, *([self._poller] if self._poller else [])]
         for task in tasks:
             task.cancel()
@@ -210,19 +214,24 @@ class RedisState:
         self._spawn(self._reconnect())
 
     def _spawn(self, coro: Any) -> None:
+        if self._closing:  # close() has already collected the tasks it waits for
+            coro.close()
+            return
         task: asyncio.Task[None] = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
     async def _reconnect(self) -> None:
         delay = BACKOFF_FIRST
-        while True:
+        while not self._closing:
             await asyncio.sleep(delay)
             try:
                 await self.client.ping()
                 break
             except FAILURES:
                 delay = min(delay * 2, BACKOFF_MAX)
+        if self._closing:
+            return
         assert self._down_since is not None
         seconds = time.monotonic() - self._down_since
         self._down_since = None
@@ -335,7 +344,7 @@ class RedisState:
         return self.dynamic.snapshot(now)
 
     async def _poll(self) -> None:
-        while True:
+        while not self._closing:
             await asyncio.sleep(POLL_SECONDS)
             if not self.available:
                 continue
