@@ -15,7 +15,7 @@ import enum
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import TypeVar, cast
+from typing import TypeVar
 
 from wafproxy.request import Header, WafRequest, split_args
 
@@ -37,10 +37,10 @@ JsonLeaf = tuple[str, str | None, str | None]
 def memo(req: WafRequest, key: str, build: Callable[[WafRequest], T]) -> T:
     """``build(req)`` computed once per request."""
     cache = req.__dict__
-    if key in cache:
-        return cast(T, cache[key])
-    value = build(req)
-    cache[key] = value
+    try:
+        value: T = cache[key]
+    except KeyError:
+        value = cache[key] = build(req)
     return value
 
 

@@ -94,12 +94,20 @@ def limit_pairs(pairs: Sequence[Header]) -> Visible:
     return Visible(tuple(kept), True)
 
 
+def _visible_headers(req: WafRequest) -> Visible:
+    return limit_pairs(req.headers)
+
+
+def _visible_cookies(req: WafRequest) -> Visible:
+    return limit_pairs(req.cookies)
+
+
 def visible_headers(req: WafRequest) -> Visible:
-    return memo(req, "_wafproxy_headers_visible", lambda r: limit_pairs(r.headers))
+    return memo(req, "_wafproxy_headers_visible", _visible_headers)
 
 
 def visible_cookies(req: WafRequest) -> Visible:
-    return memo(req, "_wafproxy_cookies_visible", lambda r: limit_pairs(r.cookies))
+    return memo(req, "_wafproxy_cookies_visible", _visible_cookies)
 
 
 def query_names(req: WafRequest) -> tuple[Header, ...]:
