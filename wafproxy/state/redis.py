@@ -157,6 +157,7 @@ class RedisState:
 
     # -- lifecycle -------------------------------------------------------------------------------
     async def start(self) -> None:
+        self._closing = False
         self.metrics.up.labels(self.backend).set(1)
         try:
             await asyncio.gather(*(self.client.ping() for _ in range(WARM_CONNECTIONS)))
