@@ -504,6 +504,12 @@ def _chunks(items: Sequence[_HsItem]) -> list[list[_HsItem]]:
     return out if out[0] else []
 
 
+def _engine_name(hyperscan: bool, re2: bool, detections: bool) -> str:
+    if hyperscan:
+        return "hyperscan"
+    return "libinjection" if detections and not re2 else "re2"
+
+
 def build_group(
     id: int,
     field_key: str,
@@ -545,13 +551,7 @@ def build_group(
         id=id,
         field_key=field_key,
         transforms=transforms,
-        engine=(
-            "hyperscan"
-            if db is not None
-            else "libinjection"
-            if detections and not re2_indices
-            else "re2"
-        ),
+        engine=_engine_name(db is not None, bool(re2_indices), bool(detections)),
         atom_ids=tuple(atom.id for atom in atoms),
         fallback_ids=frozenset(atoms[i].id for i in re2_indices) if use_hyperscan else frozenset(),
         _matchers=tuple(matchers),
