@@ -9,7 +9,10 @@ Each shape runs in two child interpreters under callgrind that do the same set-u
 N fresh requests); one then evaluates the N requests, the other does not. The difference of their
 totals divided by N is the cost of one warm evaluation.
 
-    python bench/instructions.py [--shapes R1,R2] [--evaluations 400]
+    python bench/instructions.py [--shapes R1,R2] [--evaluations 400] [--cold]
+
+``--cold`` forgets every remembered per-value answer before each evaluation (what a request
+whose every value is new costs; the idle child forgets as often, so the count is the evaluation's).
 """
 
 from __future__ import annotations
@@ -33,33 +36,35 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--shapes", default="R1,R2", help="shape names (bench/shapes)")
     parser.add_argument("--evaluations", type=int, default=400, help="measured evaluations")
-    parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--cold", action="store_true", help="every value new (memos forgotten)")
+    parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        shape, evaluations, measure = args.child
-        evaluate_shape(shape, int(evaluations), measure == "measure")
+        shape, evaluations, measure, cold = args.child
+        evaluate_shape(shape, int(evaluations), measure == "measure", cold == "cold")
         return
     if shutil.which("valgrind") is None:
         sys.exit("valgrind is not installed (Debian: apt-get install valgrind)")
+    kind = "cold" if args.cold else "warm"
     for shape in args.shapes.split(","):
-        per_eval = instructions_per_evaluation(shape, args.evaluations)
-        print(f"{shape}: {per_eval:,} instructions per evaluation")
+        per_eval = instructions_per_evaluation(shape, args.evaluations, kind)
+        print(f"{shape}: {per_eval:,} instructions per {kind} evaluation")
 
 
-def instructions_per_evaluation(shape: str, evaluations: int) -> int:
+def instructions_per_evaluation(shape: str, evaluations: int, kind: str = "warm") -> int:
     with ThreadPoolExecutor(max_workers=2) as pool:
         idle, busy = pool.map(
-            lambda mode: counted_instructions(shape, evaluations, mode), ("idle", "measure")
+            lambda mode: counted_instructions(shape, evaluations, mode, kind), ("idle", "measure")
         )
     return (busy - idle) // evaluations
 
 
-def counted_instructions(shape: str, evaluations: int, mode: str) -> int:
+def counted_instructions(shape: str, evaluations: int, mode: str, kind: str = "warm") -> int:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "callgrind.out"
         subprocess.run(
             ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable,
-             __file__, "--child", shape, str(evaluations), mode],
+             __file__, "--child", shape, str(evaluations), mode, kind],
             check=True, capture_output=True,
         )  # fmt: skip
         found = SUMMARY.search(out.read_bytes())
@@ -68,11 +73,12 @@ def counted_instructions(shape: str, evaluations: int, mode: str) -> int:
         return int(found.group(1))
 
 
-def evaluate_shape(shape: str, evaluations: int, measure: bool) -> None:
+def evaluate_shape(shape: str, evaluations: int, measure: bool, cold: bool = False) -> None:
     from engine import default_acl, request_set
     from reqshapes import DEFAULT_SHAPE_DIR
 
     from wafproxy.acl.engine import evaluate
+    from wafproxy.acl.memo import clear_all
 
     acl = default_acl()
     template = request_set(DEFAULT_SHAPE_DIR)[f"{shape} (shape)"]
@@ -81,8 +87,10 @@ def evaluate_shape(shape: str, evaluations: int, measure: bool) -> None:
     gc.disable()
     for req in warmup:
         evaluate(acl, req)
-    if measure:
-        for req in measured:
+    for req in measured:
+        if cold:
+            clear_all()
+        if measure:
             evaluate(acl, req)
 
 

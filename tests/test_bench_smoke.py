@@ -109,8 +109,9 @@ def test_engine_runs() -> None:
 
 def test_instructions_child_evaluates_a_shape() -> None:
     """What each callgrind child runs (valgrind itself is a dev tool, not installed by CI)."""
-    done = run_script("instructions.py", "--child", "R2", "3", "measure")
-    assert done.returncode == 0, done.stderr
+    for kind in ("warm", "cold"):
+        done = run_script("instructions.py", "--child", "R2", "3", "measure", kind)
+        assert done.returncode == 0, done.stderr
 
 
 @pytest.mark.slow

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from wafproxy.acl.attacks import Detection, _strip_sql_comments, raw_sqli, raw_xss
+from wafproxy.acl.attacks import Detection, _strip_sql_comments, found_each, raw_sqli, raw_xss
 
 SQLI = [
     "' or 1=1--", "1' OR '1'='1", "1 union select username, password from users",
@@ -128,3 +128,38 @@ def test_no_xss_without_angle_bracket_equals_or_colon(value: str) -> None:
 def test_wrapper_agrees_with_the_binding_on_any_text(value: str) -> None:
     assert is_sqli(value) is binding_sqli(value)
     assert is_xss(value) is binding_xss(value)
+
+
+# -- a group's detections answered together -------------------------------------------------------
+OBFUSCATED = ["1 UN/**/ION SEL/**/ECT 1,2", "/* just a comment */", "a/*unterminated", "x/**/y"]
+GROUPS = [
+    (Detection.SQLI,), (Detection.SQLI_HIGH,), (Detection.XSS,),
+    (Detection.SQLI, Detection.SQLI_HIGH), (Detection.SQLI_HIGH, Detection.SQLI),
+    (Detection.XSS, Detection.SQLI_HIGH, Detection.SQLI),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("detections", GROUPS)
+@pytest.mark.parametrize("value", ALL + OBFUSCATED)
+def test_found_each_answers_as_each_detection_alone(
+    detections: tuple[Detection, ...], value: str
+) -> None:
+    data = value.encode("utf-8", "surrogateescape")
+    assert found_each(detections, data) == [d.found_in(data) for d in detections]
+
+
+def test_found_each_asks_libinjection_once_for_both_sql_sensitivities(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from wafproxy.acl import attacks
+
+    calls: list[bytes] = []
+
+    def counting(data: bytes) -> bool:
+        calls.append(data)
+        return raw_sqli(data)
+
+    monkeypatch.setattr(attacks, "raw_sqli", counting)
+    assert found_each((Detection.SQLI, Detection.SQLI_HIGH), b"' or 1=1--") == [True, True]
+    assert found_each((Detection.SQLI, Detection.SQLI_HIGH), b"hello world") == [False, False]
+    assert calls == [b"' or 1=1--", b"hello world"]

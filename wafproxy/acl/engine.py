@@ -250,18 +250,21 @@ def _field_hits(
     for slot in scans.slots:
         found.extend(atom_key(slot, atom) for atom in group_hits(req, ctx, slot))
     groups = [ctx.acl.match_groups[slot] for slot in scans.slots]
+    values: list[str] = []
+    answers: list[frozenset[int]] = []
     for value in raw:
         per_slot = [group.remembered((value,)) for group in groups]
         if None in per_slot:
             continue  # too long to remember, or forgotten meanwhile
-        scans.found.put(
-            value,
+        values.append(value)
+        answers.append(
             frozenset(
                 atom_key(slot, atom)
                 for slot, hits in zip(scans.slots, per_slot, strict=True)
                 for atom in hits or ()
-            ),
+            )
         )
+    scans.found.put_all(values, answers)
     return frozenset(found)
 
 

@@ -32,7 +32,7 @@ from typing import Any, Protocol
 
 import re2
 
-from wafproxy.acl.attacks import Detection
+from wafproxy.acl.attacks import Detection, found_each
 from wafproxy.acl.hscache import cache_key, cached_database
 from wafproxy.acl.memo import Memo
 
@@ -383,15 +383,15 @@ class _Re2Matcher:
 
 
 class _DetectionMatcher:
-    __slots__ = ("_items",)
+    __slots__ = ("_detections", "_indices")
 
     def __init__(self, items: Sequence[tuple[int, Detection]]) -> None:
-        self._items = tuple(items)
+        self._indices = tuple(index for index, _ in items)
+        self._detections = tuple(detection for _, detection in items)
 
     def scan_into(self, data: bytes, found: set[int]) -> None:
-        for index, detection in self._items:
-            if detection.found_in(data):
-                found.add(index)
+        answers = found_each(self._detections, data)
+        found.update(i for i, hit in zip(self._indices, answers, strict=True) if hit)
 
 
 # ---------------------------------------------------------------- groups

@@ -42,10 +42,13 @@ class Memo(Generic[V]):
         """Remember each pair (keys over MAX_VALUE are skipped); when the budget would be
         passed, every table is forgotten first."""
         global _spent
-        kept = [
-            (key, value) for key, value in zip(keys, values, strict=True) if len(key) <= MAX_VALUE
-        ]
-        added = sum(2 * len(key) + ENTRY_OVERHEAD for key, _ in kept)
+        kept: list[tuple[str, V]] = []
+        added = 0
+        for pair in zip(keys, values, strict=True):
+            size = len(pair[0])
+            if size <= MAX_VALUE:
+                kept.append(pair)
+                added += 2 * size + ENTRY_OVERHEAD
         if _spent + added > BUDGET:
             clear_all()
         _spent += added
