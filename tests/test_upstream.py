@@ -11,15 +11,9 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from wafproxy.config.model import HOST_PASS, HOST_UPSTREAM, Target, Upstream
-from wafproxy.upstream import (
-    ErrorKind,
-    ForwardedFor,
-    UpstreamPool,
-    classify,
-    host_for,
-    upstream_headers,
-    without_hop_by_hop,
-)
+from wafproxy.proxy_headers import ForwardedFor, host_for, upstream_headers, without_hop_by_hop
+from wafproxy.upstream_errors import ErrorKind, classify
+from wafproxy.upstream_pool import UpstreamPool
 
 if TYPE_CHECKING:
     from conftest import RunningProxy, StartProxy, UpstreamServer

@@ -26,24 +26,14 @@ from wafproxy.acl.model import ActionKind, CustomResponse, RateView, Verdict, We
 from wafproxy.config.model import BoundRoute
 from wafproxy.decisionlog import DecisionLog
 from wafproxy.metrics import Metrics
+from wafproxy.proxy_headers import ForwardedFor, upstream_headers
 from wafproxy.reload import Generation, RuntimeRef
 from wafproxy.request import Header, WafRequest
 from wafproxy.snapshot import Snapshot, origin_form, take_snapshot
 from wafproxy.state import SharedState
-from wafproxy.upstream import (
-    BodyTooLarge,
-    ClientBodyError,
-    ForwardedFor,
-    Outcome,
-    RequestBody,
-    UpgradeRefused,
-    UpstreamError,
-    forward_websocket,
-    is_websocket,
-    open_upstream,
-    relay,
-    upstream_headers,
-)
+from wafproxy.upstream import Outcome, RequestBody, open_upstream, relay
+from wafproxy.upstream_errors import BodyTooLarge, ClientBodyError, UpgradeRefused, UpstreamError
+from wafproxy.websocket import forward_websocket, is_websocket
 
 if TYPE_CHECKING:
     from wafproxy.detect.service import DetectService

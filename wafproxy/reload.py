@@ -18,7 +18,7 @@ from wafproxy import gctune
 from wafproxy.clientip import ClientIpResolver
 from wafproxy.config.model import Runtime, ServiceConfig, build_runtime, load_service_config
 from wafproxy.errors import ConfigError, ConfigErrors
-from wafproxy.upstream import UpstreamPool
+from wafproxy.upstream_pool import UpstreamPool
 
 log = logging.getLogger("wafproxy")
 POLL_SECONDS = 1.0
