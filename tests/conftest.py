@@ -25,7 +25,7 @@ import yaml
 from aiohttp import web
 
 from wafproxy.app import ProxyServer
-from wafproxy.config.model import load_service_config
+from wafproxy.config.load import load_service_config
 from wafproxy.demo import build_demo_app
 
 TEST_ACL = """\

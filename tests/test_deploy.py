@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from wafproxy.config.model import build_runtime, load_service_config
+from wafproxy.config.load import load_service_config
+from wafproxy.config.runtime import build_runtime
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN_PATHS = ("/run/secrets/wafproxy_admin_token", "/etc/wafproxy-secrets/admin-token")

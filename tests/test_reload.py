@@ -16,7 +16,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from wafproxy.app import serve
-from wafproxy.config.model import load_service_config
+from wafproxy.config.load import load_service_config
 from wafproxy.metrics import Metrics
 
 if TYPE_CHECKING:

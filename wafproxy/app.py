@@ -30,7 +30,8 @@ from prometheus_client import values
 
 from wafproxy import gctune
 from wafproxy.admin.app import build_admin_app
-from wafproxy.config.model import Address, Runtime, ServiceConfig, build_runtime
+from wafproxy.config.model import Address, ServiceConfig
+from wafproxy.config.runtime import Runtime, build_runtime
 from wafproxy.decisionlog import DecisionLog
 from wafproxy.detect.service import DetectService
 from wafproxy.kms.tls import TlsManager, start_tls

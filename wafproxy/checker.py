@@ -42,7 +42,7 @@ def check(config_path: Path | None, rule_paths: Sequence[Path], *, quiet: bool =
 
 
 def _config_rule_files(config_path: Path, errors: list[ConfigError]) -> list[Path]:
-    from wafproxy.config.model import load_service_config
+    from wafproxy.config.load import load_service_config
 
     try:
         config = load_service_config(config_path)
@@ -57,7 +57,8 @@ def _config_rule_files(config_path: Path, errors: list[ConfigError]) -> list[Pat
 
 def _cross_check(config_path: Path) -> list[ConfigError]:
     """Routes naming web ACLs that don't exist, and the like: the runtime build checks them."""
-    from wafproxy.config.model import build_runtime, load_service_config
+    from wafproxy.config.load import load_service_config
+    from wafproxy.config.runtime import build_runtime
 
     try:
         build_runtime(load_service_config(config_path))

@@ -269,7 +269,7 @@ def _add_managed_lists(sub: argparse._SubParsersAction[argparse.ArgumentParser])
 # -- commands ------------------------------------------------------------------------------------
 def cmd_run(args: argparse.Namespace) -> int:
     from wafproxy.app import run
-    from wafproxy.config.model import config_from_args, load_service_config
+    from wafproxy.config.load import config_from_args, load_service_config
 
     if args.config is not None:
         config = load_service_config(args.config)
@@ -280,7 +280,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from wafproxy.app import run
-    from wafproxy.config.model import config_from_args
+    from wafproxy.config.load import config_from_args
     from wafproxy.demo import build_demo_app, demo_urls
     from wafproxy.detect.demo_config import with_detection
 

@@ -23,7 +23,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 from wafproxy.acl.engine import evaluate
 from wafproxy.acl.ipset import IpSet
 from wafproxy.acl.model import ActionKind, CustomResponse, RateView, Verdict, WebAcl
-from wafproxy.config.model import BoundRoute
+from wafproxy.config.runtime import BoundRoute
 from wafproxy.decisionlog import DecisionLog
 from wafproxy.metrics import Metrics
 from wafproxy.proxy_headers import ForwardedFor, upstream_headers

@@ -16,7 +16,9 @@ from pathlib import Path
 
 from wafproxy import gctune
 from wafproxy.clientip import ClientIpResolver
-from wafproxy.config.model import Runtime, ServiceConfig, build_runtime, load_service_config
+from wafproxy.config.load import load_service_config
+from wafproxy.config.model import ServiceConfig
+from wafproxy.config.runtime import Runtime, build_runtime
 from wafproxy.errors import ConfigError, ConfigErrors
 from wafproxy.upstream_pool import UpstreamPool
 

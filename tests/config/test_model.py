@@ -7,20 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from wafproxy.config.model import (
-    HOST_PASS,
-    Address,
-    IpPosition,
-    Limits,
-    Route,
-    Target,
-    build_runtime,
-    config_from_args,
-    host_name,
-    load_service_config,
-    parse_service_config,
-    routing_path,
-)
+from wafproxy.config.load import config_from_args, load_service_config, parse_service_config
+from wafproxy.config.model import HOST_PASS, Address, IpPosition, Limits, Route, Target
+from wafproxy.config.runtime import build_runtime, host_name, routing_path
 from wafproxy.errors import ConfigErrors
 
 GOLDEN = Path(__file__).parent / "golden"

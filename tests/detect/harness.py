@@ -31,7 +31,7 @@ import aiohttp
 import yaml
 
 from wafproxy.app import ProxyServer
-from wafproxy.config.model import load_service_config
+from wafproxy.config.load import load_service_config
 from wafproxy.detect.config import BLOCK_SET, COUNT_SET
 from wafproxy.detect.service import DetectService
 from wafproxy.findings.model import Finding, Status

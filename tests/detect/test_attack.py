@@ -14,7 +14,7 @@ import pytest
 
 from wafproxy.app import ProxyServer
 from wafproxy.cli import build_parser
-from wafproxy.config.model import config_from_args
+from wafproxy.config.load import config_from_args
 from wafproxy.detect import attack_traffic as traffic
 from wafproxy.detect import build_detectors
 from wafproxy.detect.attack import Options, attack, check_loopback, expected_types, report

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from wafproxy.config.model import parse_service_config
+from wafproxy.config.load import parse_service_config
 from wafproxy.detect.config import (
     DecisionAction,
     DetectConfig,

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from wafproxy.config.model import Address, parse_service_config
+from wafproxy.config.load import parse_service_config
+from wafproxy.config.model import Address
 from wafproxy.errors import ConfigErrors
 from wafproxy.kms.config import BackendKind
 from wafproxy.kms.rootkey import RootKind

@@ -11,7 +11,7 @@ import aiohttp
 import pytest
 from apps import Served
 
-from wafproxy.config.model import parse_service_config
+from wafproxy.config.load import parse_service_config
 from wafproxy.config.source import parse
 from wafproxy.errors import ConfigError, ConfigErrors
 from wafproxy.scan.config import CHECK_NAMES, parse_duration, parse_scan
@@ -138,7 +138,7 @@ upstreams:
   api: {targets: ["https://127.0.0.1:9443"]}
 """.replace("RULES", str(tmp_path / "open.yaml"))
     )
-    from wafproxy.config.model import build_runtime
+    from wafproxy.config.runtime import build_runtime
 
     plans = plans_for(build_runtime(config), ("http", "0.0.0.0", 8080), [8080])
     assert [p.resource for p in plans] == [

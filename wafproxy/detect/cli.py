@@ -68,7 +68,7 @@ def target(args: argparse.Namespace) -> Target:
     admin, token = args.admin, args.token or os.environ.get(TOKEN_ENV)
     block, count = BLOCK_SET, COUNT_SET
     if args.config is not None:
-        from wafproxy.config.model import load_service_config
+        from wafproxy.config.load import load_service_config
 
         config = load_service_config(args.config)
         if config.detect is not None:

@@ -14,7 +14,7 @@ import zlib
 from collections.abc import Callable, Sequence
 
 from wafproxy.acl.bodies import FORM, named_body_arguments, percent_decode
-from wafproxy.config.model import routing_path
+from wafproxy.config.runtime import routing_path
 from wafproxy.detect.config import MARKER_WINDOW, LoginRoute
 from wafproxy.request import WafRequest
 

@@ -77,7 +77,7 @@ def open_store(args: argparse.Namespace, create: bool = False) -> Store:
     if args.store is not None:
         path = args.store
     elif args.config is not None:
-        from wafproxy.config.model import load_service_config
+        from wafproxy.config.load import load_service_config
 
         config = load_service_config(args.config)
         path = (

@@ -54,7 +54,7 @@ def _open_store(args: argparse.Namespace) -> Any:
 
 def kms_config(args: argparse.Namespace) -> KmsConfig:
     if getattr(args, "config", None) is not None:
-        from wafproxy.config.model import load_service_config
+        from wafproxy.config.load import load_service_config
 
         config = load_service_config(args.config).kms
         if config is None:
@@ -282,7 +282,7 @@ def encrypt_tls_key(args: argparse.Namespace) -> int:
 
 
 def rewrap_tls_key(args: argparse.Namespace) -> int:
-    from wafproxy.config.model import load_service_config
+    from wafproxy.config.load import load_service_config
     from wafproxy.kms.backends import build_backend
     from wafproxy.kms.envelope import Envelope, open_envelope, seal_envelope
     from wafproxy.kms.fsutil import atomic_write

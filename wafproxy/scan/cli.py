@@ -172,7 +172,7 @@ async def _scan(args: argparse.Namespace) -> int:
 def _load_config(path: Path | None) -> ServiceConfig | None:
     if path is None:
         return None
-    from wafproxy.config.model import load_service_config
+    from wafproxy.config.load import load_service_config
 
     return load_service_config(path)
 
@@ -209,7 +209,7 @@ def _scan_config(args: argparse.Namespace, config: ServiceConfig | None) -> Scan
 
 
 def _plans(args: argparse.Namespace, config: ServiceConfig | None) -> list[ScanPlan]:
-    from wafproxy.config.model import build_runtime
+    from wafproxy.config.runtime import build_runtime
     from wafproxy.scan.scheduler import plans_for
 
     if args.target:

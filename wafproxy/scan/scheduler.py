@@ -19,7 +19,7 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from wafproxy.config.model import BoundRoute, Runtime
+from wafproxy.config.runtime import BoundRoute, Runtime
 from wafproxy.findings.service import FindingsService
 from wafproxy.scan.config import ScanConfig
 from wafproxy.scan.osv import AdvisoryDB, default_db_dir

@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from wafproxy.config.model import Runtime, ServiceConfig
+from wafproxy.config.model import ServiceConfig
+from wafproxy.config.runtime import Runtime
 from wafproxy.findings import api as findings_api
 from wafproxy.findings.config import FindingsConfig
 from wafproxy.findings.service import FindingsService, build_service
