@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from aiohttp import web
 from aiohttp.streams import StreamReader
 
+from wafproxy.proxy_headers import decode_raw
 from wafproxy.request import WafRequest
-from wafproxy.upstream import decode_raw
 
 
 @dataclass(frozen=True)

@@ -14,10 +14,7 @@ from aiohttp.streams import StreamReader
 from multidict import CIMultiDict
 
 from wafproxy.config.model import ResponseHeaders, Target
-from wafproxy.proxy_headers import ForwardedFor, harden, host_for, without_hop_by_hop
-
-# re-exported: snapshot.py (outside this split's files) still imports decode_raw from here
-from wafproxy.proxy_headers import decode_raw as decode_raw
+from wafproxy.proxy_headers import ForwardedFor, decode_raw, harden, host_for, without_hop_by_hop
 from wafproxy.request import Header
 from wafproxy.upstream_errors import (
     UPSTREAM_FAILURES,
@@ -87,7 +84,8 @@ async def open_upstream(
     BodyTooLarge or ClientBodyError.
 
     A kept-alive connection the upstream closed under us (its idle timeout raced our reuse) is
-    retried by aiohttp itself for idempotent methods whose body was not yet sent."""
+    retried once by the client (upstream_http) for idempotent methods whose body was not yet
+    sent."""
     kind = ErrorKind.CONNECT
     for health in pool.order(time.monotonic()):
         try:

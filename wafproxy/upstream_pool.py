@@ -1,8 +1,9 @@
 """The targets of one upstream: round robin with passive health, and the client TLS settings.
 
-One ClientSession per upstream (a keep-alive pool of ``pool_size`` connections) with
-``auto_decompress=False`` and no cookie jar, so bodies and Set-Cookie headers pass through
-untouched and nothing one client sends leaks into another client's request.
+Plain requests go through the pool's own keep-alive connections (upstream_http, at most
+``pool_size``). WebSocket upgrades use one aiohttp ClientSession per upstream, made on first use,
+with ``auto_decompress=False`` and no cookie jar, so nothing one client sends leaks into another
+client's request.
 """
 
 from __future__ import annotations
