@@ -24,9 +24,9 @@ import pytest
 import yaml
 from aiohttp import web
 
-from wafproxy.app import ProxyServer
 from wafproxy.config.load import load_service_config
 from wafproxy.demo import build_demo_app
+from wafproxy.proxy_server import ProxyServer
 
 TEST_ACL = """\
 web_acl: test

@@ -15,9 +15,9 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from wafproxy.app import serve
 from wafproxy.config.load import load_service_config
 from wafproxy.metrics import Metrics
+from wafproxy.proxy_server import serve
 
 if TYPE_CHECKING:
     from conftest import RunningProxy, StartProxy, UpstreamServer

@@ -30,13 +30,13 @@ from typing import Any
 import aiohttp
 import yaml
 
-from wafproxy.app import ProxyServer
 from wafproxy.config.load import load_service_config
 from wafproxy.detect.config import BLOCK_SET, COUNT_SET
 from wafproxy.detect.service import DetectService
 from wafproxy.findings.model import Finding, Status
 from wafproxy.findings.service import FindingsService
 from wafproxy.findings.store import FindingQuery
+from wafproxy.proxy_server import ProxyServer
 from wafproxy.state import IpEntry, SharedState
 
 ACL = """\

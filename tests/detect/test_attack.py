@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 
-from wafproxy.app import ProxyServer
 from wafproxy.cli import build_parser
 from wafproxy.config.load import config_from_args
 from wafproxy.detect import attack_traffic as traffic
@@ -20,6 +19,7 @@ from wafproxy.detect import build_detectors
 from wafproxy.detect.attack import Options, attack, check_loopback, expected_types, report
 from wafproxy.detect.demo_config import TOR_ADDRESS, with_detection
 from wafproxy.errors import WafProxyError
+from wafproxy.proxy_server import ProxyServer
 
 SITE_WIDE = "Behavior:HTTP/TrafficVolumeUnusual"
 

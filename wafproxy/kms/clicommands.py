@@ -152,12 +152,12 @@ def rotate_root_key(args: argparse.Namespace) -> int:
 
 
 def serve(args: argparse.Namespace) -> int:
-    from wafproxy.app import _run_loop
     from wafproxy.cli import _host_port
     from wafproxy.kms.audit import AuditLog
     from wafproxy.kms.server import ServeOptions
     from wafproxy.kms.server import serve as serve_kms
     from wafproxy.kms.service import Kms
+    from wafproxy.proxy_server import _run_loop
 
     host, port = _host_port(args.listen)
     store = _open_store(args)
