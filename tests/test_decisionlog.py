@@ -11,17 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from wafproxy import decisionlog
 from wafproxy.acl.model import ActionKind, RuleMatch, RuleType, Verdict
-from wafproxy.decisionlog import (
-    MAX_VALUE_CHARS,
-    REDACTED,
-    TRUNCATED,
-    DecisionLog,
-    DecisionLogConfig,
-    format_line,
-    format_record,
-)
+from wafproxy.decisionlog import DecisionLog, DecisionLogConfig, format_line, format_record
+from wafproxy.decisionlog import line as line_format
+from wafproxy.decisionlog.http_request import MAX_VALUE_CHARS, REDACTED, TRUNCATED
 from wafproxy.request import WafRequest
 
 NOW = 1_700_000_000.123
@@ -359,7 +352,7 @@ def test_undecodable_request_bytes_still_make_a_json_line() -> None:
 
 
 def test_the_verdict_part_cache_stays_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(decisionlog, "VERDICT_CACHE_SIZE", 3)
+    monkeypatch.setattr(line_format, "VERDICT_CACHE_SIZE", 3)
     for n in range(10):
         fmt(verdict=replace(VERDICT, terminating_rule=f"rule-{n}"))
-        assert len(decisionlog._verdict_json) <= 3
+        assert len(line_format._verdict_json) <= 3
