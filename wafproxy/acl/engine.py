@@ -275,8 +275,13 @@ def field_values(
     fld: Field,
     names: tuple[str, ...],
     fns: tuple[Transform, ...],
+    *,
+    remember: bool = True,
 ) -> Sequence[str]:
-    """The field's values after the transformation chain, cached per request by chain prefix."""
+    """The field's values after the transformation chain, cached per request by chain prefix.
+
+    ``remember``: also across requests, in the chain's memo. A scan passes False: its group's
+    memo keeps each value's answer, so the chain's output would only be written, never read."""
     key = (fld.key, names)
     cached = ctx.values.get(key)
     if cached is not None:
@@ -285,10 +290,10 @@ def field_values(
         return cached
     if not names:
         values: Sequence[str] = fld.extract(req)
-    elif ctx.trace is None:
+    elif ctx.trace is None and remember:
         values = _transformed(req, ctx, fld, names, fns)
     else:  # explain shows every step, so nothing comes from the memo
-        previous = field_values(req, ctx, fld, names[:-1], fns[:-1])
+        previous = field_values(req, ctx, fld, names[:-1], fns[:-1], remember=remember)
         values = tuple(map(fns[-1], previous))
     ctx.values[key] = values
     if ctx.trace is not None:
@@ -353,7 +358,7 @@ def group_hits(req: WafRequest, ctx: EvalContext, slot: int) -> frozenset[int]:
             raw = field_values(req, ctx, inp.field, (), ())
             hits = group.remembered(raw) if raw else NOTHING
             if hits is None:
-                values = field_values(req, ctx, inp.field, inp.names, inp.fns)
+                values = field_values(req, ctx, inp.field, inp.names, inp.fns, remember=False)
                 hits = group.scan_remembering(raw, values)
         else:
             hits = group.scan(field_values(req, ctx, inp.field, inp.names, inp.fns))
