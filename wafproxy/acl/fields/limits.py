@@ -1,0 +1,60 @@
+"""Headers and cookies as far as AWS WAF's inspection limits reach, once per request."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from itertools import chain
+
+from wafproxy.acl.bodies import memo
+from wafproxy.lazy import lazy
+from wafproxy.request import Header, WafRequest
+
+MAX_ITEMS = 200
+MAX_BYTES = 8192
+"""AWS WAF inspects at most the first 200 headers / cookies and 8 KB of their names and values."""
+
+
+@dataclass(frozen=True)
+class Visible:
+    """Headers or cookies as far as AWS WAF's limits reach, and whether there were more."""
+
+    pairs: tuple[Header, ...]
+    oversize: bool
+
+    @lazy
+    def folded_names(self) -> tuple[str, ...]:
+        """The names lower-cased, once per request for every header field that picks by name."""
+        return tuple([name.lower() for name, _ in self.pairs])
+
+
+def limit_pairs(pairs: Sequence[Header]) -> Visible:
+    if len(pairs) <= MAX_ITEMS and sum(map(len, chain.from_iterable(pairs))) <= MAX_BYTES:
+        return Visible(tuple(pairs), False)
+    kept: list[Header] = []
+    used = 0
+    for name, value in pairs[:MAX_ITEMS]:
+        room = MAX_BYTES - used - len(name)
+        if room <= 0:
+            break
+        kept.append((name, value[:room]))
+        used += len(name) + len(value)
+        if len(value) > room:
+            break
+    return Visible(tuple(kept), True)
+
+
+def _visible_headers(req: WafRequest) -> Visible:
+    return limit_pairs(req.headers)
+
+
+def _visible_cookies(req: WafRequest) -> Visible:
+    return limit_pairs(req.cookies)
+
+
+def visible_headers(req: WafRequest) -> Visible:
+    return memo(req, "_wafproxy_headers_visible", _visible_headers)
+
+
+def visible_cookies(req: WafRequest) -> Visible:
+    return memo(req, "_wafproxy_cookies_visible", _visible_cookies)
