@@ -8,7 +8,7 @@ from pathlib import Path
 
 from wafproxy.config.model import ServiceConfig
 from wafproxy.config.runtime import build_runtime
-from wafproxy.proxy_server import ExtraApp, _run_loop, serve
+from wafproxy.proxy_server import ExtraApp, run_loop, serve
 from wafproxy.state import workers_notice
 from wafproxy.supervisor import Supervisor
 
@@ -29,7 +29,7 @@ def run(
     if notice is not None:
         log.warning("%s", notice)
     if workers <= 1:
-        return _run_loop(
+        return run_loop(
             serve(
                 config,
                 config_path=config_path,

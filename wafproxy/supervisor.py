@@ -17,7 +17,7 @@ from prometheus_client import values
 from wafproxy.config.model import ServiceConfig
 from wafproxy.config.runtime import Runtime
 from wafproxy.metrics import MULTIPROC_ENV, mark_process_dead
-from wafproxy.proxy_server import SHUTDOWN_SECONDS, ExtraApp, _run_loop, serve
+from wafproxy.proxy_server import SHUTDOWN_SECONDS, ExtraApp, run_loop, serve
 
 log = logging.getLogger("wafproxy")
 
@@ -114,7 +114,7 @@ class Supervisor:
         try:
             for signum in _SUPERVISED:
                 signal.signal(signum, signal.SIG_DFL)
-            return _run_loop(
+            return run_loop(
                 serve(
                     self.config,
                     config_path=self.config_path,

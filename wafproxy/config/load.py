@@ -30,7 +30,7 @@ from wafproxy.config.routing_sections import (
 )
 from wafproxy.config.scalars import parse_address, parse_target
 from wafproxy.config.source import Node, load_file, parse
-from wafproxy.decisionlog import DecisionLogConfig
+from wafproxy.decisionlog.config import DecisionLogConfig
 from wafproxy.detect.config import parse_detect
 from wafproxy.errors import ConfigError, ConfigErrors, Mark
 from wafproxy.findings.config import parse_findings

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from wafproxy.acl.compile import default_rule_files
-from wafproxy.decisionlog import DecisionLogConfig
+from wafproxy.decisionlog.config import DecisionLogConfig
 from wafproxy.detect.config import DetectConfig
 from wafproxy.errors import Mark
 from wafproxy.findings.config import FindingsConfig

@@ -19,7 +19,7 @@ from wafproxy.config.model import (
 )
 from wafproxy.config.scalars import int_from, parse_address, parse_header_name, parse_seconds
 from wafproxy.config.source import Node
-from wafproxy.decisionlog import DecisionLogConfig
+from wafproxy.decisionlog.config import DecisionLogConfig
 from wafproxy.state.config import StateConfig, parse_state_config
 
 LOG_ACTIONS = ("ALLOW", "BLOCK", "COUNT")

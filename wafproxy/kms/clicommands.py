@@ -157,12 +157,12 @@ def serve(args: argparse.Namespace) -> int:
     from wafproxy.kms.server import ServeOptions
     from wafproxy.kms.server import serve as serve_kms
     from wafproxy.kms.service import Kms
-    from wafproxy.proxy_server import _run_loop
+    from wafproxy.proxy_server import run_loop
 
     host, port = _host_port(args.listen)
     store = _open_store(args)
     kms = Kms(store, AuditLog(args.audit_log or store.audit_path))
-    return _run_loop(serve_kms(kms, ServeOptions(host, port)))
+    return run_loop(serve_kms(kms, ServeOptions(host, port)))
 
 
 # -- key commands --------------------------------------------------------------------------------
