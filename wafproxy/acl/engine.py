@@ -292,7 +292,7 @@ def field_values(
         values: Sequence[str] = fld.extract(req)
     elif ctx.trace is None and remember:
         values = _transformed(req, ctx, fld, names, fns)
-    else:  # explain shows every step, so nothing comes from the memo
+    else:  # explain shows every step, and a scan has its group memo: no chain memo
         previous = field_values(req, ctx, fld, names[:-1], fns[:-1], remember=remember)
         values = tuple(map(fns[-1], previous))
     ctx.values[key] = values
