@@ -10,6 +10,8 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from wafproxy.acl.model import ActionKind, RuleMatch, RuleType, Verdict
 from wafproxy.decisionlog import DecisionLog, DecisionLogConfig, format_line, format_record
@@ -356,3 +358,29 @@ def test_the_verdict_part_cache_stays_bounded(monkeypatch: pytest.MonkeyPatch) -
     for n in range(10):
         fmt(verdict=replace(VERDICT, terminating_rule=f"rule-{n}"))
         assert len(line_format._verdict_json) <= 3
+
+
+# -- the line's one-encode path says what the record says, whatever the request's text -----------
+TRICKY = st.lists(
+    st.sampled_from(['"', "\\", ",", '","', '\\"', "a", "é", "\u2028", "\x00", "\udcff", "%", "s"]),
+    max_size=8,
+).map("".join)
+ANY_TEXT = st.one_of(TRICKY, st.text(max_size=12))
+HEADER_PAIRS = st.lists(
+    st.tuples(
+        st.one_of(st.sampled_from(["Cookie", "AUTHORIZATION", "Host", "x"]), ANY_TEXT), ANY_TEXT
+    ),
+    max_size=6,
+).map(tuple)
+
+
+@settings(max_examples=300, deadline=None)
+@given(headers=HEADER_PAIRS, uri=ANY_TEXT, query=ANY_TEXT, ip=ANY_TEXT, rid=ANY_TEXT)
+def test_line_matches_the_record_for_any_header_text(
+    headers: tuple[tuple[str, str], ...], uri: str, query: str, ip: str, rid: str
+) -> None:
+    req = replace(
+        REQUEST, headers=headers, uri_path=uri, query_string=query, client_ip=ip, request_id=rid
+    )
+    record = fmt(req=req, verdict=ALLOWED)  # fmt checks json.loads(line) == record
+    assert len(http(record)["headers"]) == len(headers)  # type: ignore[arg-type]
