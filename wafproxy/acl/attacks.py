@@ -58,10 +58,6 @@ _native = _c_functions()
 raw_sqli, raw_xss = _native if _native is not None else (_binding_sqli, _binding_xss)
 
 
-def sqli_in(data: bytes, *, high: bool = False) -> bool:
-    return _plain_sqli(data) or (high and _sqli_through_comments(data))
-
-
 def _plain_sqli(data: bytes) -> bool:
     return bool(data) and raw_sqli(data[:MAX_INSPECT])
 
@@ -87,14 +83,12 @@ class Detection(enum.Enum):
     XSS = "xss_match"
 
     def found_in(self, data: bytes) -> bool:
-        if self is Detection.XSS:
-            return xss_in(data)
-        return sqli_in(data, high=self is Detection.SQLI_HIGH)
+        return found_each((self,), data)[0]
 
 
 def found_each(detections: Sequence[Detection], data: bytes) -> list[bool]:
-    """``[d.found_in(data) for d in detections]``, asking libinjection's SQL check once: a
-    group often holds both sensitivities of sqli_match (low's answer is high's first step)."""
+    """Each detection's answer for ``data``, asking libinjection's SQL check once: a group
+    often holds both sensitivities of sqli_match (low's answer is high's first step)."""
     plain: bool | None = None
     answers: list[bool] = []
     for detection in detections:
