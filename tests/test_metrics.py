@@ -104,6 +104,41 @@ def test_exposition_lists_every_metric_and_primes_fixed_labels() -> None:
         assert sample(body, "wafproxy_bad_requests_total", reason=reason) == 0
 
 
+def test_pending_values_expose_what_prometheus_client_would() -> None:
+    """The same updates through ``child`` (pending, flushed on read) and straight into
+    prometheus_client give the same exposition: bucket edges, +Inf and gauges included."""
+    pending, direct = Metrics(), Metrics()
+    amounts = [0.0, 5e-6, 5.0000001e-6, 1e-5, 3e-3, 0.05, 0.0500001, 7.0, 1e9]
+    for amount in amounts:
+        pending.child(pending.waf_seconds, "shop").observe(amount)
+        direct.waf_seconds.labels("shop").observe(amount)
+        pending.child(pending.upstream_seconds, "api").observe(amount * 10)
+        direct.upstream_seconds.labels("api").observe(amount * 10)
+    for _ in range(3):
+        pending.child(pending.in_flight, "api").inc()
+        direct.in_flight.labels("api").inc()
+    pending.child(pending.in_flight, "api").dec()
+    direct.in_flight.labels("api").dec()
+    pending.child(pending.requests, "api", "shop", "block").inc()
+    direct.requests.labels("api", "shop", "block").inc()
+    assert samples_but_created(pending) == samples_but_created(direct)
+    count = "wafproxy_waf_evaluation_seconds_count"
+    before = pending.registry.get_sample_value(count, {"acl": "shop"})
+    pending.child(pending.waf_seconds, "shop").observe(1e-4)  # a read after more updates
+    after = pending.registry.get_sample_value(count, {"acl": "shop"})
+    assert (before, after) == (len(amounts), len(amounts) + 1)
+
+
+def samples_but_created(metrics: Metrics) -> list[tuple[str, dict[str, str], float]]:
+    body, _ = metrics.exposition()
+    return [
+        (s.name, s.labels, s.value)
+        for family in text_string_to_metric_families(body.decode())
+        for s in family.samples
+        if not s.name.endswith("_created")
+    ]
+
+
 WORKER = textwrap.dedent(
     """
     import os
@@ -114,6 +149,7 @@ WORKER = textwrap.dedent(
     m.observe_verdict("api", "shop", verdict, 0.0001)
     m.observe_verdict("api", "shop", verdict, 0.0001)
     m.in_flight.labels(route="api").inc()
+    m.flush()  # a serving process flushes every FLUSH_SECONDS and when it stops
     print(os.getpid())
     """
 )

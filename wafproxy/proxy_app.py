@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from wafproxy.decisionlog import DecisionLog
 from wafproxy.detect.service import DetectService
-from wafproxy.metrics import Metrics
+from wafproxy.metrics import Metrics, multiprocess_enabled
 from wafproxy.proxy import ProxyHandler
 from wafproxy.reload import RuntimeRef
 from wafproxy.state import SharedState
@@ -58,4 +60,16 @@ def build_proxy_app(
     app[AppKeys.metrics] = metrics
     app[AppKeys.decision_log] = decision_log
     app[AppKeys.handler] = proxy_handler
+    if multiprocess_enabled():
+        app.cleanup_ctx.append(_flushing_metrics)
     return app
+
+
+async def _flushing_metrics(app: web.Application) -> AsyncIterator[None]:
+    """Workers: a scrape served by another worker reads this one's files, so they are kept
+    at most ``FLUSH_SECONDS`` behind."""
+    task = asyncio.create_task(app[AppKeys.metrics].flush_periodically())
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task

@@ -32,6 +32,7 @@ class AdminHandlers:
                 headers={"WWW-Authenticate": 'Bearer realm="wafproxy"'},
             )
         if multiprocess_enabled():
+            self.metrics.flush()  # this process's share; the others flush on their own
             body, content_type = await asyncio.to_thread(self.metrics.exposition)
         else:
             body, content_type = self.metrics.exposition()
