@@ -2,6 +2,11 @@
 
 A header-read deadline (a client trickling header bytes is cut off after
 ``limits.header_read_timeout``), and quiet, counted 400s for requests that do not parse.
+
+The deadline is a timestamp on the connection, checked by one sweep per server every
+``sweep_period(timeout)`` seconds, so a connection is cut between ``timeout`` and ``timeout +
+sweep_period`` after its deadline was armed. A timer per request (``call_later`` + ``cancel``)
+cost about 1.3 µs of every request on uvloop; the timestamp costs about 0.2 µs.
 """
 
 from __future__ import annotations
@@ -29,14 +34,20 @@ class EdgeGuard:
     id_header: Callable[[], str]
 
 
+def sweep_period(header_timeout: float) -> float:
+    """A quarter of the timeout (a deadline is at most 25% late), at most a second."""
+    return min(1.0, header_timeout / 4)
+
+
 class GuardedRequestHandler(RequestHandler):
     """aiohttp's protocol plus a deadline for a request's headers, armed when a connection
-    opens and when the first byte of a next request arrives, disarmed once headers parse."""
+    opens and when the first byte of a next request arrives, disarmed once headers parse;
+    ``GuardedServer``'s sweep enforces it."""
 
     def __init__(self, manager: web.Server, *, guard: EdgeGuard, **kwargs: Any) -> None:
         super().__init__(manager, **kwargs)
         self._guard = guard
-        self._header_timer: asyncio.TimerHandle | None = None
+        self._header_deadline: float | None = None
         self._armed_count = 0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -44,16 +55,16 @@ class GuardedRequestHandler(RequestHandler):
         self._arm()
 
     def connection_lost(self, exc: BaseException | None) -> None:
-        self._disarm()
+        self._header_deadline = None
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
-        if self._header_timer is None and data and self._idle():
+        if self._header_deadline is None and data and self._idle():
             self._arm()
         queued = len(self._messages)
         super().data_received(data)
-        if self._header_timer is not None and self._request_count > self._armed_count:
-            self._disarm()
+        if self._header_deadline is not None and self._request_count > self._armed_count:
+            self._header_deadline = None
         if len(self._messages) > queued and self._current_request is not None:
             self._fail_open_body(list(self._messages)[queued:])
 
@@ -79,15 +90,13 @@ class GuardedRequestHandler(RequestHandler):
 
     def _arm(self) -> None:
         self._armed_count = self._request_count
-        self._header_timer = self._loop.call_later(self._guard.header_timeout, self._expired)
+        self._header_deadline = self._loop.time() + self._guard.header_timeout
 
-    def _disarm(self) -> None:
-        if self._header_timer is not None:
-            self._header_timer.cancel()
-            self._header_timer = None
-
-    def _expired(self) -> None:
-        self._header_timer = None
+    def close_if_headers_late(self, now: float) -> None:
+        deadline = self._header_deadline
+        if deadline is None or deadline > now:
+            return
+        self._header_deadline = None
         if self._request_count == self._armed_count and not self._request_in_progress:
             self._guard.on_bad_request("timeout")
             log.debug("closing a connection that did not send its headers in time")
@@ -122,12 +131,37 @@ def _bad_request_reason(exc: BaseException | None) -> str:
 
 
 class GuardedServer(web.Server):
+    """Makes guarded connections and sweeps their header deadlines from creation until
+    ``shutdown``."""
+
     def __init__(self, handler: Any, *, guard: EdgeGuard, **kwargs: Any) -> None:
         super().__init__(handler, **kwargs)
         self.guard = guard
+        self._sweep_period = sweep_period(guard.header_timeout)
+        self._sweeper: asyncio.TimerHandle | None = self._loop.call_later(
+            self._sweep_period, self._sweep
+        )
 
     def __call__(self) -> RequestHandler:
         return GuardedRequestHandler(self, guard=self.guard, loop=self._loop, **self._kwargs)
+
+    def _sweep(self) -> None:
+        """The next sweep is booked first: one failing connection must not end the sweeping.
+        ``connections`` is aiohttp's own registry (a copy, so closing while iterating is safe);
+        it may still list a lost connection, whose deadline is already cleared."""
+        self._sweeper = self._loop.call_later(self._sweep_period, self._sweep)
+        now = self._loop.time()
+        for connection in self.connections:
+            if isinstance(connection, GuardedRequestHandler):
+                connection.close_if_headers_late(now)
+
+    async def shutdown(self, timeout: float | None = None) -> None:
+        try:
+            await super().shutdown(timeout)
+        finally:
+            if self._sweeper is not None:
+                self._sweeper.cancel()
+                self._sweeper = None
 
 
 class EdgeRunner(web.AppRunner):
