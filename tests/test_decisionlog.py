@@ -353,6 +353,30 @@ def test_undecodable_request_bytes_still_make_a_json_line() -> None:
     assert header_values(record)["User-Agent"] == raw
 
 
+def test_headers_logged_again_come_out_the_same_and_redacted_values_are_not_kept() -> None:
+    config = DecisionLogConfig()
+    first = WafRequest("GET", "/", headers=(("Accept", "*/*"), ("Cookie", "session=one")))
+    again = WafRequest("GET", "/", headers=(("Accept", "*/*"), ("Cookie", "session=two")))
+    other = WafRequest("GET", "/", headers=(("Accept", "text/html"),))
+    assert header_values(fmt(first, config=config)) == {"Accept": "*/*", "Cookie": REDACTED}
+    assert header_values(fmt(again, config=config)) == {"Accept": "*/*", "Cookie": REDACTED}
+    assert header_values(fmt(other, config=config)) == {"Accept": "text/html"}
+    kept = json.dumps([list(k) for k in config.redaction.header_json])
+    assert "session=" not in kept and "Accept" in kept
+
+
+def test_a_config_that_redacts_more_does_not_reuse_what_an_earlier_one_logged() -> None:
+    req = WafRequest("GET", "/", headers=(("X-Token", "t0k"),))
+    assert header_values(fmt(req, config=DecisionLogConfig())) == {"X-Token": "t0k"}
+    stricter = DecisionLogConfig(redact_headers=("x-token",))
+    assert header_values(fmt(req, config=stricter)) == {"X-Token": REDACTED}
+
+
+def test_one_verdict_object_under_two_web_acl_ids() -> None:
+    for prefix in ("arn:one/", "arn:two/", "arn:one/"):
+        assert fmt(verdict=ALLOWED, webacl_id_prefix=prefix)["webaclId"] == prefix + "shop"
+
+
 def test_the_verdict_part_cache_stays_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(line_format, "VERDICT_CACHE_SIZE", 3)
     for n in range(10):
@@ -374,6 +398,9 @@ HEADER_PAIRS = st.lists(
 ).map(tuple)
 
 
+SHARED = DecisionLogConfig()  # one config across examples: repeated headers come from its cache
+
+
 @settings(max_examples=300, deadline=None)
 @given(headers=HEADER_PAIRS, uri=ANY_TEXT, query=ANY_TEXT, ip=ANY_TEXT, rid=ANY_TEXT)
 def test_line_matches_the_record_for_any_header_text(
@@ -382,5 +409,5 @@ def test_line_matches_the_record_for_any_header_text(
     req = replace(
         REQUEST, headers=headers, uri_path=uri, query_string=query, client_ip=ip, request_id=rid
     )
-    record = fmt(req=req, verdict=ALLOWED)  # fmt checks json.loads(line) == record
+    record = fmt(req=req, verdict=ALLOWED, config=SHARED)  # fmt: json.loads(line) == record
     assert len(http(record)["headers"]) == len(headers)  # type: ignore[arg-type]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 
 from wafproxy.acl.model import ActionKind, Verdict
@@ -28,9 +28,13 @@ class DecisionLogConfig:
         """The name lists lower-cased into sets once, not on every request."""
         return Redaction.of(self)
 
+    @cached_property
+    def wants_all(self) -> bool:
+        return self.actions >= {kind.name for kind in ActionKind}
+
     def wants(self, verdict: Verdict) -> bool:
         """The action filter: the final action is listed, or COUNT is and a count rule matched."""
-        if verdict.action.name in self.actions:
+        if self.wants_all or verdict.action.name in self.actions:
             return True
         return "COUNT" in self.actions and any(
             m.action is ActionKind.COUNT for m in verdict.matches
@@ -42,6 +46,15 @@ class Redaction:
     headers: frozenset[str]
     cookies: frozenset[str]
     args: frozenset[str]
+    header_json: dict[tuple[str, str], bytes] = field(
+        default_factory=dict, compare=False, hash=False, repr=False
+    )
+    """Encoded ``{"name":…,"value":…}`` per header seen, for the line (http_request.py): kept
+    with the redaction it was judged under, so a reload that redacts more starts afresh."""
+    redacted_json: dict[str, bytes] = field(
+        default_factory=dict, compare=False, hash=False, repr=False
+    )
+    """The same for redacted headers, by name as sent (their values are never kept)."""
 
     @classmethod
     def of(cls, config: DecisionLogConfig) -> Redaction:

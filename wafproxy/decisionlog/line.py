@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 
 from wafproxy.acl.model import ActionKind, RuleMatch, Verdict
 from wafproxy.decisionlog.config import DecisionLogConfig
-from wafproxy.decisionlog.http_request import http_request
+from wafproxy.decisionlog.http_request import http_request_json
 from wafproxy.decisionlog.record import verdict_fields
 from wafproxy.request import Header, WafRequest
 
@@ -63,11 +63,25 @@ def format_line(
         status,
         req.body_size,
         len(req.body),
-        _dumps_value(http_request(req, config.redaction, country)),
+        http_request_json(req, config.redaction, country, _dumps_value),
     )
 
 
+_last: tuple[Verdict, str, str, bytes] | None = None
+
+
 def _verdict_part(webacl_id: str, acl: str, verdict: Verdict) -> bytes:
+    """Most requests get their web ACL's one default verdict object: asked first by identity."""
+    global _last
+    last = _last
+    if last is not None and last[0] is verdict and last[1] == webacl_id and last[2] == acl:
+        return last[3]
+    part = _verdict_part_by_value(webacl_id, acl, verdict)
+    _last = (verdict, webacl_id, acl, part)
+    return part
+
+
+def _verdict_part_by_value(webacl_id: str, acl: str, verdict: Verdict) -> bytes:
     key = (
         webacl_id,
         acl,
