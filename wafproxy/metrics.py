@@ -187,9 +187,10 @@ class Metrics:
             self.flush()
 
     def observe_verdict(self, route: str, acl: str, verdict: Verdict, seconds: float) -> None:
-        self.child(self.requests, route, acl, verdict.action.value).inc()
+        """``_value_``: an Enum's ``value`` is a property in Python code, read every request."""
+        self.child(self.requests, route, acl, verdict.action._value_).inc()
         for match in verdict.matches:
-            self.child(self.rule_matches, acl, match.rule, match.action.value).inc()
+            self.child(self.rule_matches, acl, match.rule, match.action._value_).inc()
         self.child(self.waf_seconds, acl).observe(seconds)
 
     def exposition(self) -> tuple[bytes, str]:

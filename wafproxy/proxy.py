@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from http import HTTPStatus
+from itertools import chain
 from typing import TYPE_CHECKING
 
 import aiohttp
@@ -189,7 +190,8 @@ class ProxyHandler:
 
     async def _handle(self, ex: Exchange) -> web.StreamResponse:
         limits = ex.gen.config.limits
-        header_bytes = sum(len(n) + len(v) + 4 for n, v in ex.request.raw_headers)
+        raw = ex.request.raw_headers
+        header_bytes = sum(map(len, chain.from_iterable(raw))) + 4 * len(raw)
         if header_bytes > limits.max_header_bytes:
             self.metrics.child(self.metrics.bad_requests, "header_too_large").inc()
             return await self._refuse(ex, 431, "wafproxy:max_header_bytes")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 from multidict import CIMultiDict
 
@@ -68,9 +69,7 @@ def upstream_headers(headers: Sequence[Header], fwd: ForwardedFor) -> list[Heade
     """Request headers for the upstream, without Host (set per target by ``host_for``).
 
     One pass with one ``lower()`` per header: this runs for every forwarded request."""
-    dropped = _NOT_FORWARDED | {fwd.request_id_header.lower()}
-    if fwd.insert_headers:
-        dropped |= {name.lower() for name, _ in fwd.insert_headers}
+    dropped = _not_forwarded(fwd.request_id_header, fwd.insert_headers)
     out: list[Header] = []
     lows: list[str] = []
     prior_xff: list[str] = []
@@ -98,6 +97,13 @@ def upstream_headers(headers: Sequence[Header], fwd: ForwardedFor) -> list[Heade
 
 _NOT_FORWARDED = HOP_BY_HOP | FORWARDED
 _DROPPED_PREFIXES = ("proxy-", INSERTED_PREFIX)
+
+
+@lru_cache(maxsize=256)
+def _not_forwarded(request_id_header: str, insert_headers: tuple[Header, ...]) -> frozenset[str]:
+    """Per configuration, not per request: both come from the config and the rules."""
+    names = {request_id_header, *(name for name, _ in insert_headers)}
+    return _NOT_FORWARDED | {name.lower() for name in names}
 
 
 def host_for(fwd: ForwardedFor, target: Target) -> str:
