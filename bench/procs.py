@@ -50,6 +50,7 @@ def running(
     log_dir: Path,
     stdout: Path | None = None,
     cwd: Path | None = None,
+    ready_timeout: float = READY_TIMEOUT,
 ) -> Iterator[Running]:
     """Run ``cmd`` until the block ends; ready once GET / on ``ready_port`` answers 2xx."""
     log = log_dir / f"{name}.stderr.log"
@@ -58,15 +59,21 @@ def running(
         out = stack.enter_context(stdout.open("wb")) if stdout is not None else err
         proc = subprocess.Popen(list(cmd), stdout=out, stderr=err, cwd=cwd)
         try:
-            wait_ready(name, proc, ready_port, log)
+            wait_ready(name, proc, ready_port, log, ready_timeout)
             yield Running(name, proc, log)
         finally:
             stop(proc)
 
 
-def wait_ready(name: str, proc: subprocess.Popen[bytes], port: int, log: Path) -> None:
+def wait_ready(
+    name: str,
+    proc: subprocess.Popen[bytes],
+    port: int,
+    log: Path,
+    timeout: float = READY_TIMEOUT,
+) -> None:
     """Wait for a 2xx; give up early when the port keeps answering something else."""
-    deadline = time.monotonic() + READY_TIMEOUT
+    deadline = time.monotonic() + timeout
     refusing_since: float | None = None
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -81,7 +88,7 @@ def wait_ready(name: str, proc: subprocess.Popen[bytes], port: int, log: Path) -
         elif time.monotonic() - refusing_since > NON_2XX_GRACE:
             raise StartError(f"{name} answers GET / with {status}:\n{tail(log)}")
         time.sleep(0.1)
-    raise StartError(f"{name} not ready after {READY_TIMEOUT:.0f} s:\n{tail(log)}")
+    raise StartError(f"{name} not ready after {timeout:.0f} s:\n{tail(log)}")
 
 
 def probe(port: int) -> int | None:

@@ -123,6 +123,21 @@ def test_instructions_counts_an_evaluation() -> None:
     assert 10_000 < count < 10_000_000
 
 
+@pytest.mark.slow
+@needs_wrk
+@pytest.mark.skipif(shutil.which("valgrind") is None, reason="apt-get install -y valgrind")
+def test_proxy_instructions_counts_a_request() -> None:
+    done = run_script(
+        "proxy_instructions.py", "--systems", "bare", "--shapes", "R1",
+        "--warmup", "2", "--seconds", "2", timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    row = next(line for line in done.stdout.splitlines() if line.startswith("| bare | R1 |"))
+    requests, per_request = (int(cell.replace(",", "")) for cell in row.split("|")[3:5])
+    assert requests > 0
+    assert 50_000 < per_request < 50_000_000
+
+
 @needs_wrk
 def test_detect_bench_quick_runs() -> None:
     done = run_script("detect_bench.py", "--quick")
