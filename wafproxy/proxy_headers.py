@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -22,29 +23,90 @@ INSERTED_PREFIX = "x-wafproxy-"
 """Rules' inserted headers; a client cannot send its own (the upstream may trust them)."""
 
 
+NAMES_KEPT = 1024
+LONGEST_NAME_KEPT = 64
+"""Header names remembered per table below, and the longest one (names come from the
+network: the tables are bounded and start afresh when full)."""
+
+
+class Kind(enum.Enum):
+    KEEP = enum.auto()
+    DROP = enum.auto()
+    CONNECTION = enum.auto()
+    """Dropped, and the names it lists are dropped too."""
+    FORWARDED_FOR = enum.auto()
+    """Dropped; its value goes before the peer in the new X-Forwarded-For."""
+
+
+class NameKinds:
+    """What to do with a header, by its name as sent. Why: a proxy sees the same few dozen
+    names on every request; looking one up costs a fraction of lower-casing and testing it."""
+
+    def __init__(self, dropped: frozenset[str], dropped_prefixes: tuple[str, ...]) -> None:
+        self._dropped = dropped
+        self._prefixes = dropped_prefixes
+        self.known: dict[str, Kind] = {}
+        """Callers look here first (a dict lookup, no Python call), then ask ``learn``."""
+
+    def learn(self, name: str) -> Kind:
+        kind = self._judge(name.lower())
+        if len(name) <= LONGEST_NAME_KEPT:
+            if len(self.known) >= NAMES_KEPT:
+                self.known.clear()
+            self.known[name] = kind
+        return kind
+
+    def _judge(self, low: str) -> Kind:
+        if low == "connection":
+            return Kind.CONNECTION
+        if low == "x-forwarded-for" and low in self._dropped:
+            return Kind.FORWARDED_FOR
+        if low in self._dropped or low.startswith(self._prefixes):
+            return Kind.DROP
+        return Kind.KEEP
+
+
+_decoded_names: dict[bytes, str] = {}
+
+
 def decode_raw(raw: Iterable[tuple[bytes, bytes]]) -> list[Header]:
+    """Names decoded once and shared between requests (their hashes are then computed once)."""
+    names = _decoded_names
+    if len(names) >= NAMES_KEPT:
+        names.clear()
     return [
-        (name.decode("utf-8", "surrogateescape"), value.decode("utf-8", "surrogateescape"))
+        (names.get(name) or _decode_name(name), value.decode("utf-8", "surrogateescape"))
         for name, value in raw
     ]
 
 
+def _decode_name(name: bytes) -> str:
+    text = name.decode("utf-8", "surrogateescape")
+    if len(name) <= LONGEST_NAME_KEPT:
+        _decoded_names[name] = text
+    return text
+
+
+_RESPONSE_KINDS = NameKinds(HOP_BY_HOP, ("proxy-",))
+
+
 def without_hop_by_hop(headers: Sequence[Header]) -> list[Header]:
-    """One pass, one ``lower()`` per header: it runs for every response."""
+    """One pass, one table lookup per header: it runs for every response."""
+    known, learn, keep = _RESPONSE_KINDS.known, _RESPONSE_KINDS.learn, Kind.KEEP
     out: list[Header] = []
-    lows: list[str] = []
-    named: set[str] = set()
-    for name, value in headers:
-        low = name.lower()
-        if low in HOP_BY_HOP or low.startswith("proxy-"):
-            if low == "connection":
-                named.update(connection_tokens(value))
-            continue
-        out.append((name, value))
-        lows.append(low)
-    if named:
-        return [h for h, low in zip(out, lows, strict=True) if low not in named]
-    return out
+    named: list[str] = []
+    for header in headers:
+        kind = known.get(header[0]) or learn(header[0])
+        if kind is keep:
+            out.append(header)
+        elif kind is Kind.CONNECTION:
+            named += connection_tokens(header[1])
+    return _without_named(out, named) if named else out
+
+
+def _without_named(headers: list[Header], named: list[str]) -> list[Header]:
+    listed = frozenset(named)
+    return [h for h in headers if h[0].lower() not in listed]
 
 
 def connection_tokens(value: str) -> list[str]:
@@ -69,23 +131,21 @@ def upstream_headers(headers: Sequence[Header], fwd: ForwardedFor) -> list[Heade
     """Request headers for the upstream, without Host (set per target by ``host_for``).
 
     One pass with one ``lower()`` per header: this runs for every forwarded request."""
-    dropped = _not_forwarded(fwd.request_id_header, fwd.insert_headers)
+    kinds = _request_kinds(fwd.request_id_header, fwd.insert_headers)
+    known, learn, keep = kinds.known, kinds.learn, Kind.KEEP
     out: list[Header] = []
-    lows: list[str] = []
     prior_xff: list[str] = []
-    named: set[str] = set()
-    for name, value in headers:
-        low = name.lower()
-        if low in dropped or low.startswith(_DROPPED_PREFIXES):
-            if low == "x-forwarded-for":
-                prior_xff.append(value)
-            elif low == "connection":
-                named.update(connection_tokens(value))
-            continue
-        out.append((name, value))
-        lows.append(low)
+    named: list[str] = []
+    for header in headers:
+        kind = known.get(header[0]) or learn(header[0])
+        if kind is keep:
+            out.append(header)
+        elif kind is Kind.FORWARDED_FOR:
+            prior_xff.append(header[1])
+        elif kind is Kind.CONNECTION:
+            named += connection_tokens(header[1])
     if named:
-        out = [h for h, low in zip(out, lows, strict=True) if low not in named]
+        out = _without_named(out, named)
     out.append(("X-Forwarded-For", ", ".join([*prior_xff, fwd.peer])))
     out.append(("X-Forwarded-Proto", fwd.scheme))
     if fwd.host:
@@ -100,10 +160,10 @@ _DROPPED_PREFIXES = ("proxy-", INSERTED_PREFIX)
 
 
 @lru_cache(maxsize=256)
-def _not_forwarded(request_id_header: str, insert_headers: tuple[Header, ...]) -> frozenset[str]:
+def _request_kinds(request_id_header: str, insert_headers: tuple[Header, ...]) -> NameKinds:
     """Per configuration, not per request: both come from the config and the rules."""
     names = {request_id_header, *(name for name, _ in insert_headers)}
-    return _NOT_FORWARDED | {name.lower() for name in names}
+    return NameKinds(_NOT_FORWARDED | {name.lower() for name in names}, _DROPPED_PREFIXES)
 
 
 def host_for(fwd: ForwardedFor, target: Target) -> str:
