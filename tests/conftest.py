@@ -391,6 +391,18 @@ class RawConnection:
             return True
         return data == b"" or await self.closed_within(seconds)
 
+    async def trickle(self, data: bytes, pause: float) -> bool:
+        """Send ``data`` a byte at a time, ``pause`` seconds apart; True once the server has
+        closed the connection (before every byte went out)."""
+        for byte in data:
+            try:
+                await self.send(bytes([byte]))
+            except ConnectionError:
+                return True
+            if await self.closed_within(pause):
+                return True
+        return False
+
     async def close(self) -> None:
         self.writer.close()
         with contextlib.suppress(ConnectionError):

@@ -36,16 +36,7 @@ async def test_trickled_headers_are_cut_within_the_timeout_plus_one_sweep(
     started = loop.time()  # before the connection opens, so the deadline is armed after it
     conn = await raw_connections(proxy.port)
     request = b"GET /echo HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"z" * 200
-    closed = False
-    for byte in request:
-        try:
-            await conn.send(bytes([byte]))
-        except ConnectionError:
-            closed = True
-            break
-        if await conn.closed_within(0.05):
-            closed = True
-            break
+    closed = await conn.trickle(request, 0.05)
     elapsed = loop.time() - started
     assert closed
     assert timeout <= elapsed < timeout + timeout / 4 + SCHEDULING_SLACK

@@ -371,16 +371,7 @@ async def test_slowloris_is_disconnected_after_header_read_timeout(
     conn = await raw_connections(proxy.port)
     started = asyncio.get_running_loop().time()
     request = b"GET /echo HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"z" * 100
-    closed = False
-    for byte in request:
-        try:
-            await conn.send(bytes([byte]))
-        except ConnectionError:
-            closed = True
-            break
-        if await conn.closed_within(0.1):
-            closed = True
-            break
+    closed = await conn.trickle(request, 0.1)
     elapsed = asyncio.get_running_loop().time() - started
     assert closed and 0.4 < elapsed < 2.0
     silent = await raw_connections(proxy.port)
