@@ -24,39 +24,30 @@ HEADER_JSON_ENTRIES = 4096
 
 
 def http_request(req: WafRequest, redact: Redaction, country: str | None) -> dict[str, object]:
+    return {**_without_headers(req, redact, country), "headers": _headers(req.headers, redact)}
+
+
+def http_request_json(
+    req: WafRequest, redact: Redaction, country: str | None, encode: Encode
+) -> bytes:
+    """``http_request`` encoded. Why: building a dict per header and encoding it was most of
+    the line's cost, and most headers (User-Agent, Accept, …) repeat from request to request,
+    so each header's JSON is kept (bounded; redacted headers are judged by name and never kept
+    with their value)."""
+    rest = encode(_without_headers(req, redact, country))
+    return b'%s,"headers":%s}' % (rest[:-1], _headers_json(req.headers, redact, encode))
+
+
+def _without_headers(req: WafRequest, redact: Redaction, country: str | None) -> dict[str, str]:
     return {
         "clientIp": req.client_ip,
         "country": country or "-",
-        "headers": _headers(req.headers, redact),
         "uri": _truncate(req.uri_path),
         "args": _truncate(_redact_args(req.query_string, redact.args)),
         "httpVersion": req.http_version,
         "httpMethod": req.method,
         "requestId": req.request_id,
     }
-
-
-def http_request_json(
-    req: WafRequest, redact: Redaction, country: str | None, encode: Encode
-) -> bytes:
-    """``http_request`` encoded, with ``headers`` last. Why: building a dict per header and
-    encoding it was most of the line's cost, and most headers (User-Agent, Accept, …) repeat
-    from request to request, so each header's JSON is kept (bounded; redacted headers are
-    judged by name and never kept with their value)."""
-    uri = req.uri_path
-    args = _redact_pairs(req.query_string, "&", redact.args) if redact.args else req.query_string
-    rest = encode(
-        {
-            "clientIp": req.client_ip,
-            "country": country or "-",
-            "uri": uri if len(uri) <= MAX_VALUE_CHARS else _truncate(uri),
-            "args": args if len(args) <= MAX_VALUE_CHARS else _truncate(args),
-            "httpVersion": req.http_version,
-            "httpMethod": req.method,
-            "requestId": req.request_id,
-        }
-    )
-    return b'%s,"headers":%s}' % (rest[:-1], _headers_json(req.headers, redact, encode))
 
 
 def _headers_json(headers: Sequence[Header], redact: Redaction, encode: Encode) -> bytes:
