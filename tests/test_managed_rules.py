@@ -93,6 +93,17 @@ def test_a_raw_java_serialization_stream_is_caught(tmp_path: Path) -> None:
     assert image.action is ActionKind.ALLOW
 
 
+def test_latin1_text_passes_below_level_3_and_overlong_utf8_never_does(tmp_path: Path) -> None:
+    """The YAML tests run at level 4; a Latin-1 site's forms (%F1 for ñ) must pass levels 1-2."""
+    latin1 = WafRequest("GET", "/buscar", query_string="q=espa%F1a+a%F1o+%E9t%E9", headers=BROWSER)
+    overlong = WafRequest("GET", "/static/\udcc0\udcae\udcc0\udcae/x", headers=BROWSER)  # raw bytes
+    for level, latin1_action in ((1, ActionKind.ALLOW), (2, ActionKind.ALLOW), (3, ActionKind.BLOCK)):
+        acl = load_rule_files([group_acl(tmp_path, "wafproxy-protocol", level)]).acls["t"]
+        assert evaluate(acl, latin1).action is latin1_action, level
+        verdict = evaluate(acl, overlong)
+        assert (verdict.action, deciding_rule(verdict)) == (ActionKind.BLOCK, "Utf8Overlong_ARGS")
+
+
 def test_the_reference_lists_every_group_and_rule() -> None:
     text = DOC.read_text(encoding="utf-8")
     for name in GROUPS:
