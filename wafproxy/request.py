@@ -41,12 +41,16 @@ class WafRequest:
     tls: dict[str, str] = field(default_factory=dict)
 
     @lazy
+    def folded_names(self) -> tuple[str, ...]:
+        """The header names lower-cased, in order."""
+        return tuple([name.lower() for name, _ in self.headers])
+
+    @lazy
     def header_map(self) -> dict[str, tuple[str, ...]]:
         """Lower-cased header name -> values in order."""
         out: dict[str, tuple[str, ...]] = {}
         seen = out.get
-        for name, value in self.headers:
-            key = name.lower()
+        for key, (_, value) in zip(self.folded_names, self.headers, strict=True):
             before = seen(key)
             out[key] = (value,) if before is None else (*before, value)
         return out

@@ -520,3 +520,18 @@ def test_fields_never_raise_on_hostile_requests(req: WafRequest) -> None:
         assert fld.forced(req) in (None, True, False)
         assert fld.extract(twin) == values  # deterministic, memo or not
         assert fld.extract(req) == values
+
+
+@settings(max_examples=150, deadline=None)
+@given(requests(), st.sampled_from(["", "a=1; b=2", "a=1", "x" * 300]))
+def test_visible_cookies_are_the_parse_of_the_cookie_headers(req: WafRequest, extra: str) -> None:
+    """Remembered per Cookie header value (acl/fields/limits.py): the same answer as parsing,
+    for one Cookie header or several, whatever earlier requests left in the memo."""
+    from wafproxy.acl.fields import limit_pairs, visible_cookies
+
+    variants = [req]
+    if extra:
+        variants.append(WafRequest("GET", "/", headers=(*req.headers, ("cookie", extra))))
+        variants.append(WafRequest("GET", "/", headers=(("Cookie", extra),)))
+    for one in variants:
+        assert visible_cookies(one) == limit_pairs(one.cookies)

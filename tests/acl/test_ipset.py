@@ -216,3 +216,25 @@ def test_merged_ranges_are_sorted_and_disjoint() -> None:
     for starts, ends in ((ip_set.v4_starts, ip_set.v4_ends), (ip_set.v6_starts, ip_set.v6_ends)):
         assert all(s <= e for s, e in zip(starts, ends, strict=True))
         assert all(ends[i] + 1 < starts[i + 1] for i in range(len(starts) - 1))
+
+
+def test_remembered_answers_agree_with_the_lookup_and_stay_bounded(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("wafproxy.acl.ipset.KNOWN_ADDRESSES", 8)
+    rng = random.Random(11)
+    texts, spans4, spans6 = random_cidrs(rng, 500)
+    ip_set = build_ip_set("s", texts)
+    sample = probes(rng, spans4, spans6, 40)
+    for _ in range(2):  # the second pass answers from what the first one kept (where it fits)
+        assert [a in ip_set for a in sample] == [brute_force(a, spans4, spans6) for a in sample]
+        assert len(ip_set.known) <= 8
+    assert [a in ip_set for a in sample] == [ip_set.contains(a) for a in sample]
+
+
+def test_long_address_texts_are_answered_but_not_kept() -> None:
+    ip_set = build_ip_set("s", ["10.0.0.0/8"])
+    hostile = "10.0.0.1" + " " * 100  # forwarded addresses come from headers
+    assert hostile not in ip_set
+    assert "10.0.0.1" in ip_set
+    assert list(ip_set.known) == ["10.0.0.1"]

@@ -22,6 +22,9 @@ INDEX_FROM = 1024
 V4_SHIFT = 16
 """IPv4 buckets are /16s: 65 536 of them."""
 V6_SAMPLE = 32
+KNOWN_ADDRESSES = 4096
+LONGEST_ADDRESS = 64
+"""Characters: longer than any address text (an IPv6 address with a zone id)."""
 
 
 @dataclass(frozen=True)
@@ -36,8 +39,22 @@ class IpSet:
     """For /16 number b: ``[2b]`` and ``[2b + 1]`` bound the bisection for its addresses."""
     v6_sample: tuple[int, ...] | None = field(default=None, compare=False, repr=False)
     """Every V6_SAMPLE-th IPv6 range start."""
+    known: dict[str, bool] = field(default_factory=dict, compare=False, repr=False)
+    """Answers for recent client addresses (a client sends many requests; several rules
+    ask about the same address); cleared when it holds KNOWN_ADDRESSES."""
 
     def __contains__(self, ip: str) -> bool:
+        answer = self.known.get(ip)
+        if answer is None:
+            answer = self.contains(ip)
+            if len(ip) <= LONGEST_ADDRESS:  # the text may come from a header: keep no long ones
+                if len(self.known) >= KNOWN_ADDRESSES:
+                    self.known.clear()
+                self.known[ip] = answer
+        return answer
+
+    def contains(self, ip: str) -> bool:
+        """The lookup itself, without the answers kept."""
         parsed = parse_ip(ip)
         if parsed is None:
             return False
@@ -153,7 +170,7 @@ def _merge(spans: list[tuple[int, int]]) -> tuple[tuple[int, ...], tuple[int, ..
 
 def parse_ip(text: str) -> tuple[int, int] | None:
     """(version, integer) or None; IPv4-mapped IPv6 addresses count as IPv4."""
-    if len(text) > 64:  # longer than any address (with a zone id): hostile, don't cache it
+    if len(text) > LONGEST_ADDRESS:  # longer than any address: hostile, don't cache it
         return None
     return _parse_ip(text)
 

@@ -7,11 +7,14 @@ libinjection detection is an atom too) hold only AtomRefs: the actual matching h
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING
 
 from wafproxy.acl.attacks import Detection
+from wafproxy.acl.bodies import to_bytes
 from wafproxy.acl.engine import atom_hit, field_values, forced_result, group_hits, may_force
 from wafproxy.acl.forwarded import ForwardedIp, compile_forwarded_ip, request_ips
 from wafproxy.acl.ipset import IpSet
@@ -127,27 +130,42 @@ class SizeConstraint:
     chain: Chain
     test: Callable[[int], bool]
     capacity: int
+    whole_body: bool = False
+    """A plain ``body``: the whole body's size (Content-Length), not just the inspected part."""
+    check_forced: bool = True
 
     def matches(self, req: WafRequest, ctx: EvalContext) -> bool:
-        if self.field.key == "body" and not self.chain.names:
-            return self.test(req.body_size)  # the whole body's size, not just the inspected part
-        forced = forced_result(req, ctx, self.field)
-        if forced is not None:
-            return forced
+        if self.whole_body:
+            return self.test(req.body_size)
+        if self.check_forced:
+            forced = forced_result(req, ctx, self.field)
+            if forced is not None:
+                return forced
         values = field_values(req, ctx, self.field, self.chain.names, self.chain.fns)
         if not values:
             return self.test(0)
-        return any(self.test(len(v.encode("utf-8", "surrogateescape"))) for v in values)
+        test = self.test
+        for value in values:
+            if test(len(value) if value.isascii() else len(to_bytes(value))):
+                return True
+        return False
 
 
 SIZE_OPERATORS: dict[str, Callable[[int, int], bool]] = {
-    "eq": lambda a, b: a == b,
-    "ne": lambda a, b: a != b,
-    "le": lambda a, b: a <= b,
-    "lt": lambda a, b: a < b,
-    "ge": lambda a, b: a >= b,
-    "gt": lambda a, b: a > b,
+    "eq": operator.eq,
+    "ne": operator.ne,
+    "le": operator.ge,
+    "lt": operator.gt,
+    "ge": operator.le,
+    "gt": operator.lt,
 }
+"""Each comparison with its operands swapped (``le``: bound >= n), so that
+``partial(op, bound)`` tests a number without a Python-level call."""
+
+
+def compare_with(node: Node, bound: int) -> Callable[[int], bool]:
+    """``n <comparison_operator> bound`` as a one-argument test."""
+    return partial(SIZE_OPERATORS[node.one_of(list(SIZE_OPERATORS))], bound)
 
 
 @STATEMENTS.register("size_constraint")
@@ -159,9 +177,9 @@ def size_constraint(node: Node, c: Compiler) -> Statement:
     opts = node.fields(required=["field", "comparison_operator", "size"], optional=["transforms"])
     fld = c.field(opts["field"])
     chain = c.chain(opts.get("transforms"))
-    op = SIZE_OPERATORS[opts["comparison_operator"].one_of(list(SIZE_OPERATORS))]
-    size = opts["size"].int(0, 21474836480)
-    return SizeConstraint(fld, chain, lambda n: op(n, size), _cost(1, chain))
+    test = compare_with(opts["comparison_operator"], opts["size"].int(0, 21474836480))
+    whole_body = fld.key == "body" and not chain.names
+    return SizeConstraint(fld, chain, test, _cost(1, chain), whole_body, may_force(fld))
 
 
 @STATEMENTS.register("sqli_match")
@@ -220,11 +238,13 @@ class DynamicIpSetMatch:
     capacity: int = 1
 
     def matches(self, req: WafRequest, ctx: EvalContext) -> bool:
+        dynamic = ctx.ip_sets.get(self.name)
+        if self.forwarded is None:  # the usual statement, without a tuple
+            ip = req.client_ip
+            return ip in self.static or (dynamic is not None and ip in dynamic)
         ips = request_ips(req, self.forwarded)
         if ips is None:
-            assert self.forwarded is not None
             return self.forwarded.fallback_match
-        dynamic = ctx.ip_sets.get(self.name)
         if dynamic is None:
             return any(ip in self.static for ip in ips)
         return any(ip in self.static or ip in dynamic for ip in ips)
@@ -371,9 +391,7 @@ def anomaly_score(node: Node, c: Compiler) -> Statement:
     ``anomaly_score: {comparison_operator: ge, score: 5}``
     """
     opts = node.fields(required=["comparison_operator", "score"])
-    op = SIZE_OPERATORS[opts["comparison_operator"].one_of(list(SIZE_OPERATORS))]
-    score = opts["score"].int(0, 1000)
-    return AnomalyScore(lambda n: op(n, score))
+    return AnomalyScore(compare_with(opts["comparison_operator"], opts["score"].int(0, 1000)))
 
 
 @dataclass(frozen=True)
@@ -382,7 +400,10 @@ class AndStatement:
     capacity: int
 
     def matches(self, req: WafRequest, ctx: EvalContext) -> bool:
-        return all(p.matches(req, ctx) for p in self.parts)
+        for part in self.parts:  # noqa: SIM110 (a generator costs more; runs per request)
+            if not part.matches(req, ctx):
+                return False
+        return True
 
 
 @dataclass(frozen=True)
@@ -391,7 +412,10 @@ class OrStatement:
     capacity: int
 
     def matches(self, req: WafRequest, ctx: EvalContext) -> bool:
-        return any(p.matches(req, ctx) for p in self.parts)
+        for part in self.parts:  # noqa: SIM110 (a generator costs more; runs per request)
+            if part.matches(req, ctx):
+                return True
+        return False
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from itertools import chain
 
 from wafproxy.acl.bodies import memo
-from wafproxy.lazy import lazy
+from wafproxy.acl.memo import Memo
 from wafproxy.request import Header, WafRequest
 
 MAX_ITEMS = 200
@@ -21,11 +21,6 @@ class Visible:
 
     pairs: tuple[Header, ...]
     oversize: bool
-
-    @lazy
-    def folded_names(self) -> tuple[str, ...]:
-        """The names lower-cased, once per request for every header field that picks by name."""
-        return tuple([name.lower() for name, _ in self.pairs])
 
 
 def limit_pairs(pairs: Sequence[Header]) -> Visible:
@@ -48,8 +43,20 @@ def _visible_headers(req: WafRequest) -> Visible:
     return limit_pairs(req.headers)
 
 
+_BY_COOKIE_HEADER: Memo[Visible] = Memo()
+"""A client sends the same Cookie header with request after request (its session): the
+visible cookies of a single Cookie header are remembered per header value."""
+
+
 def _visible_cookies(req: WafRequest) -> Visible:
-    return limit_pairs(req.cookies)
+    sent = req.header_map.get("cookie", ())
+    if len(sent) != 1:
+        return limit_pairs(req.cookies)
+    visible = _BY_COOKIE_HEADER.get(sent[0])
+    if visible is None:
+        visible = limit_pairs(req.cookies)
+        _BY_COOKIE_HEADER.put(sent[0], visible)
+    return visible
 
 
 def visible_headers(req: WafRequest) -> Visible:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Literal
 
-from wafproxy.acl.fields.limits import Visible, visible_cookies, visible_headers
+from wafproxy.acl.fields.limits import visible_cookies, visible_headers
 from wafproxy.acl.fields.options import Scope, empty, join, options, oversize, scope
 from wafproxy.acl.fields.registry import FIELDS, RequestField
 from wafproxy.acl.model import Oversize
@@ -26,15 +26,14 @@ class NamePattern:
     def key(self) -> str:
         return "all" if self.mode == "all" else f"{self.mode}={join(self.names)}"
 
-    def pick(self, visible: Visible, fold_case: bool) -> Sequence[Header]:
-        if self.mode == "all":
-            return visible.pairs
+    def pick(self, pairs: Sequence[Header], names: Sequence[str]) -> Sequence[Header]:
+        """The pairs an included / excluded pattern keeps; ``names`` are the pairs' names as
+        compared (headers' lower-cased)."""
         keep = self.mode == "included"
-        names = visible.folded_names if fold_case else [n for n, _ in visible.pairs]
         chosen = self.names
         if keep and chosen.isdisjoint(names):
             return ()  # the usual answer for a few named headers
-        return [pair for pair, n in zip(visible.pairs, names, strict=True) if (n in chosen) is keep]
+        return [pair for pair, n in zip(pairs, names, strict=True) if (n in chosen) is keep]
 
 
 _VISIBLE = {"headers": visible_headers, "cookies": visible_cookies}
@@ -63,7 +62,13 @@ class Pairs:
         return None
 
     def extract(self, req: WafRequest) -> tuple[str, ...]:
-        picked = self.pattern.pick(_VISIBLE[self.kind](req), self.kind == "headers")
+        picked: Sequence[Header] = _VISIBLE[self.kind](req).pairs
+        if self.pattern.mode != "all":
+            if self.kind == "cookies":
+                names: Sequence[str] = [n for n, _ in picked]
+            else:  # the visible headers are the first ones sent, whole or cut short
+                names = req.folded_names[: len(picked)]
+            picked = self.pattern.pick(picked, names)
         if self.scope is Scope.KEY:
             return tuple([n for n, _ in picked])
         if self.scope is Scope.VALUE:
