@@ -6,7 +6,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import chain
 
-from wafproxy.acl.bodies import memo
 from wafproxy.acl.memo import Memo
 from wafproxy.request import Header, WafRequest
 
@@ -60,8 +59,17 @@ def _visible_cookies(req: WafRequest) -> Visible:
 
 
 def visible_headers(req: WafRequest) -> Visible:
-    return memo(req, "_wafproxy_headers_visible", _visible_headers)
+    # bodies.memo inlined: several fields and their oversize checks ask on every request
+    cache = req.__dict__
+    visible: Visible | None = cache.get("_wafproxy_headers_visible")
+    if visible is None:
+        visible = cache["_wafproxy_headers_visible"] = _visible_headers(req)
+    return visible
 
 
 def visible_cookies(req: WafRequest) -> Visible:
-    return memo(req, "_wafproxy_cookies_visible", _visible_cookies)
+    cache = req.__dict__
+    visible: Visible | None = cache.get("_wafproxy_cookies_visible")
+    if visible is None:
+        visible = cache["_wafproxy_cookies_visible"] = _visible_cookies(req)
+    return visible
