@@ -104,6 +104,19 @@ def test_latin1_text_passes_below_level_3_and_overlong_utf8_never_does(tmp_path:
         assert (verdict.action, deciding_rule(verdict)) == (ActionKind.BLOCK, "Utf8Overlong_ARGS")
 
 
+def test_a_lone_surrogate_in_a_json_body_is_inspected_not_an_error(tmp_path: Path) -> None:
+    """JSON may escape a lone surrogate ("\\ud800"); with an ``on_error`` of allow, an error
+    here would let the rest of the body through uninspected."""
+    acl = load_rule_files([group_acl(tmp_path, "wafproxy-sqli", 1)]).acls["t"]
+    headers = (*BROWSER, ("Content-Type", "application/json"))
+    benign = WafRequest("POST", "/api", headers=headers, body=b'{"name": "caf\\ud800e"}')
+    assert (evaluate(acl, benign).action, evaluate(acl, benign).error) == (ActionKind.ALLOW, None)
+    body = b'{"q": "\\ud800\' union select password from users--"}'
+    attack = evaluate(acl, WafRequest("POST", "/api", headers=headers, body=body))
+    assert (attack.action, attack.error) == (ActionKind.BLOCK, None)
+    assert deciding_rule(attack).startswith("SQLi")
+
+
 def test_the_reference_lists_every_group_and_rule() -> None:
     text = DOC.read_text(encoding="utf-8")
     for name in GROUPS:

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TypeVar
 
+from wafproxy.acl.transforms._bytes import to_bytes
 from wafproxy.request import Header, WafRequest, split_args
 
 T = TypeVar("T")
@@ -48,13 +49,6 @@ def memo(req: WafRequest, key: str, build: Callable[[WafRequest], T]) -> T:
 _HEXDIGITS = "0123456789abcdefABCDEF"
 _HEX = {f"{a}{b}".encode(): int(a + b, 16) for a in _HEXDIGITS for b in _HEXDIGITS}
 
-
-def to_bytes(text: str) -> bytes:
-    """UTF-8 bytes of text that may hold surrogates (undecodable input bytes)."""
-    try:
-        return text.encode("utf-8", "surrogateescape")
-    except UnicodeEncodeError:
-        return text.encode("utf-8", "surrogatepass")
 
 
 def percent_decode(text: str, plus: bool = False) -> str:

@@ -35,6 +35,7 @@ import re2
 from wafproxy.acl.attacks import Detection, found_each
 from wafproxy.acl.hscache import cache_key, cached_database
 from wafproxy.acl.memo import Memo
+from wafproxy.acl.transforms._bytes import to_bytes
 
 try:
     import hyperscan as _hs
@@ -455,7 +456,10 @@ class MatchGroup:
         if not total:
             return frozenset()
         for value in values:
-            data = value.encode("utf-8", "surrogateescape")
+            try:
+                data = value.encode("utf-8", "surrogateescape")
+            except UnicodeEncodeError:  # a lone surrogate from a JSON escape ("\ud800")
+                data = to_bytes(value)
             for matcher in self._matchers:
                 matcher.scan_into(data, found)
             if len(found) == total:

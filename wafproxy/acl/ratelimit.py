@@ -30,6 +30,7 @@ from wafproxy.acl.model import (
     Statement,
     WebAcl,
 )
+from wafproxy.acl.transforms._bytes import to_bytes
 from wafproxy.config.source import Node
 from wafproxy.request import WafRequest
 
@@ -137,7 +138,7 @@ def canonical_ip(text: str) -> str:
 def bounded(value: str) -> str:
     if len(value) <= MAX_COMPONENT_CHARS:
         return value
-    digest = hashlib.sha256(value.encode("utf-8", "surrogateescape")).hexdigest()
+    digest = hashlib.sha256(to_bytes(value)).hexdigest()
     return f"sha256:{digest[:32]}"
 
 

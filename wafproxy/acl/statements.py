@@ -14,12 +14,12 @@ from functools import partial
 from typing import TYPE_CHECKING
 
 from wafproxy.acl.attacks import Detection
-from wafproxy.acl.bodies import to_bytes
 from wafproxy.acl.engine import atom_hit, field_values, forced_result, group_hits, may_force
 from wafproxy.acl.forwarded import ForwardedIp, compile_forwarded_ip, request_ips
 from wafproxy.acl.ipset import IpSet
 from wafproxy.acl.matchers import Constraint, literal_regex
 from wafproxy.acl.model import EvalContext, Field, GeoResolver, Statement
+from wafproxy.acl.transforms._bytes import to_bytes
 from wafproxy.config.source import Node
 from wafproxy.registry import Registry
 from wafproxy.request import WafRequest
