@@ -50,7 +50,6 @@ _HEXDIGITS = "0123456789abcdefABCDEF"
 _HEX = {f"{a}{b}".encode(): int(a + b, 16) for a in _HEXDIGITS for b in _HEXDIGITS}
 
 
-
 def percent_decode(text: str, plus: bool = False) -> str:
     """%XX escapes decoded (malformed ones kept as they are); ``+`` -> space when ``plus``."""
     if plus and "+" in text:
