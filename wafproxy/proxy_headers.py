@@ -91,17 +91,26 @@ _RESPONSE_KINDS = NameKinds(HOP_BY_HOP, ("proxy-",))
 
 
 def without_hop_by_hop(headers: Sequence[Header]) -> list[Header]:
-    """One pass, one table lookup per header: it runs for every response."""
-    known, learn, keep = _RESPONSE_KINDS.known, _RESPONSE_KINDS.learn, Kind.KEEP
+    return _sorted_out(headers, _RESPONSE_KINDS)[0]
+
+
+def _sorted_out(headers: Sequence[Header], kinds: NameKinds) -> tuple[list[Header], list[str]]:
+    """The headers to keep (without those a Connection header lists) and the X-Forwarded-For
+    values, in one pass with one table lookup per header: it runs for every request and
+    response."""
+    known, learn, keep = kinds.known, kinds.learn, Kind.KEEP
     out: list[Header] = []
+    prior_xff: list[str] = []
     named: list[str] = []
     for header in headers:
         kind = known.get(header[0]) or learn(header[0])
         if kind is keep:
             out.append(header)
+        elif kind is Kind.FORWARDED_FOR:
+            prior_xff.append(header[1])
         elif kind is Kind.CONNECTION:
             named += connection_tokens(header[1])
-    return _without_named(out, named) if named else out
+    return (_without_named(out, named) if named else out), prior_xff
 
 
 def _without_named(headers: list[Header], named: list[str]) -> list[Header]:
@@ -128,24 +137,8 @@ class ForwardedFor:
 
 
 def upstream_headers(headers: Sequence[Header], fwd: ForwardedFor) -> list[Header]:
-    """Request headers for the upstream, without Host (set per target by ``host_for``).
-
-    One pass with one ``lower()`` per header: this runs for every forwarded request."""
-    kinds = _request_kinds(fwd.request_id_header, fwd.insert_headers)
-    known, learn, keep = kinds.known, kinds.learn, Kind.KEEP
-    out: list[Header] = []
-    prior_xff: list[str] = []
-    named: list[str] = []
-    for header in headers:
-        kind = known.get(header[0]) or learn(header[0])
-        if kind is keep:
-            out.append(header)
-        elif kind is Kind.FORWARDED_FOR:
-            prior_xff.append(header[1])
-        elif kind is Kind.CONNECTION:
-            named += connection_tokens(header[1])
-    if named:
-        out = _without_named(out, named)
+    """Request headers for the upstream, without Host (set per target by ``host_for``)."""
+    out, prior_xff = _sorted_out(headers, _request_kinds(fwd.request_id_header, fwd.insert_headers))
     out.append(("X-Forwarded-For", ", ".join([*prior_xff, fwd.peer])))
     out.append(("X-Forwarded-Proto", fwd.scheme))
     if fwd.host:
