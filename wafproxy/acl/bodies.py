@@ -38,11 +38,13 @@ JsonLeaf = tuple[str, str | None, str | None]
 def memo(req: WafRequest, key: str, build: Callable[[WafRequest], T]) -> T:
     """``build(req)`` computed once per request."""
     cache = req.__dict__
-    try:
-        value: T = cache[key]
-    except KeyError:
+    value: T | object = cache.get(key, _MISSING)  # not try/except: the first ask always misses
+    if value is _MISSING:
         value = cache[key] = build(req)
-    return value
+    return value  # type: ignore[return-value]
+
+
+_MISSING = object()
 
 
 # -- URL encoding ------------------------------------------------------------------------------

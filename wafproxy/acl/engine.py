@@ -29,7 +29,7 @@ from wafproxy.acl.model import (
     Verdict,
     WebAcl,
 )
-from wafproxy.acl.prefilter import CANDIDATE_SETS, atom_key
+from wafproxy.acl.prefilter import CANDIDATE_SETS, SLOT_SHIFT
 from wafproxy.acl.prefilter import applies as prefilter_applies
 from wafproxy.request import WafRequest
 
@@ -246,24 +246,25 @@ def _field_hits(
     req: WafRequest, ctx: EvalContext, scans: FieldScans, raw: Sequence[str]
 ) -> frozenset[int]:
     """What every slot of the field found, remembering it per value for ``_every_hit``."""
-    found: list[int] = []
+    found: set[int] = set()
+    tables: list[tuple[int, Mapping[str, frozenset[int]]]] = []
     for slot in scans.slots:
-        found.extend(atom_key(slot, atom) for atom in group_hits(req, ctx, slot))
-    groups = [ctx.acl.match_groups[slot] for slot in scans.slots]
+        base = slot << SLOT_SHIFT  # prefilter.atom_key without a call per atom
+        found.update([base | atom for atom in group_hits(req, ctx, slot)])
+        tables.append((base, ctx.acl.match_groups[slot].answers))
     values: list[str] = []
     answers: list[frozenset[int]] = []
     for value in raw:
-        per_slot = [group.remembered((value,)) for group in groups]
-        if None in per_slot:
-            continue  # too long to remember, or forgotten meanwhile
-        values.append(value)
-        answers.append(
-            frozenset(
-                atom_key(slot, atom)
-                for slot, hits in zip(scans.slots, per_slot, strict=True)
-                for atom in hits or ()
-            )
-        )
+        keys: set[int] = set()
+        for base, table in tables:
+            hits = table.get(value)
+            if hits is None:
+                break  # too long to remember, or forgotten meanwhile
+            if hits:
+                keys.update([base | atom for atom in hits])
+        else:
+            values.append(value)
+            answers.append(frozenset(keys) if keys else NOTHING)
     scans.found.put_all(values, answers)
     return frozenset(found)
 

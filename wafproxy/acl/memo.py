@@ -11,7 +11,7 @@ insert, and memory stays bounded whatever the traffic.
 from __future__ import annotations
 
 import weakref
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Generic, TypeVar
 
 V = TypeVar("V")
@@ -42,17 +42,24 @@ class Memo(Generic[V]):
         """Remember each pair (keys over MAX_VALUE are skipped); when the budget would be
         passed, every table is forgotten first."""
         global _spent
-        kept: list[tuple[str, V]] = []
-        added = 0
-        for pair in zip(keys, values, strict=True):
-            size = len(pair[0])
-            if size <= MAX_VALUE:
-                kept.append(pair)
-                added += 2 * size + ENTRY_OVERHEAD
+        sizes = list(map(len, keys))
+        if not sizes:
+            return
+        pairs: Iterable[tuple[str, V]]
+        if max(sizes) <= MAX_VALUE:  # the usual case, without a Python step per pair
+            added = 2 * sum(sizes) + ENTRY_OVERHEAD * len(sizes)
+            pairs = zip(keys, values, strict=True)
+        else:
+            pairs = [
+                pair
+                for pair, size in zip(zip(keys, values, strict=True), sizes, strict=True)
+                if size <= MAX_VALUE
+            ]
+            added = sum(2 * len(key) + ENTRY_OVERHEAD for key, _ in pairs)
         if _spent + added > BUDGET:
             clear_all()
         _spent += added
-        self.table.update(kept)
+        self.table.update(pairs)
 
 
 def clear_all() -> None:

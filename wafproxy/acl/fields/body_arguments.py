@@ -30,6 +30,8 @@ class AllBodyArguments(BodyBased):
         return f"all_body_arguments{excluded_key(self.excluded)}{self.suffix}"
 
     def extract(self, req: WafRequest) -> tuple[str, ...]:
+        if not req.body:
+            return ()
         if self.excluded:
             named = bodies.named_body_arguments(req)
             return tuple([v for n, v in named if n not in self.excluded])

@@ -61,6 +61,11 @@ class Pairs:
     def forced(self, req: WafRequest) -> bool | None:
         return None
 
+    @cached_property
+    def _takes(self) -> tuple[bool, bool]:
+        """(names, values), read per request without an Enum member lookup (see attacks._XSS)."""
+        return self.scope is not Scope.VALUE, self.scope is not Scope.KEY
+
     def extract(self, req: WafRequest) -> tuple[str, ...]:
         picked: Sequence[Header] = _VISIBLE[self.kind](req).pairs
         if self.pattern.mode != "all":
@@ -69,9 +74,12 @@ class Pairs:
             else:  # the visible headers are the first ones sent, whole or cut short
                 names = req.folded_names[: len(picked)]
             picked = self.pattern.pick(picked, names)
-        if self.scope is Scope.KEY:
+            if not picked:
+                return ()
+        keys, values = self._takes
+        if not values:
             return tuple([n for n, _ in picked])
-        if self.scope is Scope.VALUE:
+        if not keys:
             return tuple([v for _, v in picked])
         return tuple([item for pair in picked for item in pair])
 
