@@ -392,8 +392,9 @@ class _DetectionMatcher:
         self._detections = tuple(detection for _, detection in items)
 
     def scan_into(self, data: bytes, found: set[int]) -> None:
-        answers = found_each(self._detections, data)
-        found.update(i for i, hit in zip(self._indices, answers, strict=True) if hit)
+        for index, hit in zip(self._indices, found_each(self._detections, data), strict=True):
+            if hit:
+                found.add(index)
 
 
 # ---------------------------------------------------------------- groups
@@ -447,7 +448,8 @@ class MatchGroup:
                 new_hits.append(hit)
             if hit:
                 found |= hit
-        self._memo.put_all(new_keys, new_hits)
+        if new_keys:
+            self._memo.put_all(new_keys, new_hits)
         return frozenset(found) if found else _NONE_FOUND
 
     def scan(self, values: Sequence[str]) -> frozenset[int]:
