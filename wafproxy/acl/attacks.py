@@ -24,6 +24,10 @@ MAX_INSPECT = 64 * 1024
 """Bytes of one value that libinjection reads."""
 
 
+_FINGERPRINT = ctypes.create_string_buffer(8)
+"""Where libinjection_sqli writes its fingerprint (module-level: it must outlive every call)."""
+
+
 def _c_functions() -> tuple[Callable[[bytes], bool], Callable[[bytes], bool]] | None:
     try:
         lib = ctypes.CDLL(libinjection.__file__)
@@ -31,14 +35,16 @@ def _c_functions() -> tuple[Callable[[bytes], bool], Callable[[bytes], bool]] | 
         xss_fn = lib.libinjection_xss
     except (OSError, AttributeError, TypeError):
         return None
-    sqli_fn.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.c_char_p]
+    # the fingerprint buffer goes as its address: ctypes converts an int for c_void_p faster
+    # than it converts a buffer for c_char_p (~0.4 µs of each call)
+    sqli_fn.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.c_void_p]
     sqli_fn.restype = ctypes.c_int
     xss_fn.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
     xss_fn.restype = ctypes.c_int
-    fingerprint = ctypes.create_string_buffer(8)
+    fingerprint_at = ctypes.addressof(_FINGERPRINT)
 
     def sqli(data: bytes) -> bool:
-        return bool(sqli_fn(data, len(data), fingerprint))
+        return bool(sqli_fn(data, len(data), fingerprint_at))
 
     def xss(data: bytes) -> bool:
         return bool(xss_fn(data, len(data)))
