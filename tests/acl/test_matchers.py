@@ -232,6 +232,22 @@ def test_scan_returns_atom_ids_not_positions(engine: str) -> None:
 
 
 @pytest.mark.parametrize("engine", ENGINES)
+def test_scan_remembering_puts_only_new_values_through_the_chain(engine: str) -> None:
+    from wafproxy.acl.transforms import TRANSFORMS
+
+    chain = (TRANSFORMS["url_decode"], TRANSFORMS["lowercase"])
+    atoms = [Atom(0, "select"), Atom(1, "^plain$")]
+    built = build_group(1, "all_query_arguments", ("url_decode", "lowercase"), atoms, engine=engine)
+    assert built.scan_remembering(["plain", "x"], chain) == {1}
+    assert built.answers == {"plain": {1}, "x": frozenset()}
+    # "plain" and "x" are answered from memory; only the new value is decoded and scanned
+    assert built.scan_remembering(["x", "%53ELECT", "plain"], chain) == {0, 1}
+    assert built.answers["%53ELECT"] == {0}
+    # a caller that has the chain's output for every value passes it instead
+    assert built.scan_remembering(["%73elect%20x"], chain, ["select x"]) == {0}
+
+
+@pytest.mark.parametrize("engine", ENGINES)
 def test_large_group(engine: str) -> None:
     atoms = [Atom(i, literal_regex(f"token{i}", Constraint.EXACTLY)) for i in range(300)]
     built = build_group(1, "f", (), atoms, engine=engine)

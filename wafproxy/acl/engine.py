@@ -254,7 +254,10 @@ def _field_hits(
         tables.append((base, ctx.acl.match_groups[slot].answers))
     values: list[str] = []
     answers: list[frozenset[int]] = []
+    known = scans.found.table.get
     for value in raw:
+        if known(value) is not None:
+            continue
         keys: set[int] = set()
         for base, table in tables:
             hits = table.get(value)
@@ -358,9 +361,12 @@ def group_hits(req: WafRequest, ctx: EvalContext, slot: int) -> frozenset[int]:
         if ctx.trace is None:
             raw = field_values(req, ctx, inp.field, (), ())
             hits = group.remembered(raw) if raw else NOTHING
-            if hits is None:
+            if hits is None and len(raw) == 1:  # a path, a body, one header: the field's other
+                # chains share this one's prefixes, cached for the request by field_values
                 values = field_values(req, ctx, inp.field, inp.names, inp.fns, remember=False)
-                hits = group.scan_remembering(raw, values)
+                hits = group.scan_remembering(raw, inp.fns, values)
+            elif hits is None:  # arguments, cookies, headers: most are usually remembered
+                hits = group.scan_remembering(raw, inp.fns)
         else:
             hits = group.scan(field_values(req, ctx, inp.field, inp.names, inp.fns))
         ctx.hits[slot] = hits

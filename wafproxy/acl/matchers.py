@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import enum
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -434,15 +434,28 @@ class MatchGroup:
                 found |= hit
         return frozenset(found) if found else _NONE_FOUND
 
-    def scan_remembering(self, raw: Sequence[str], values: Sequence[str]) -> frozenset[int]:
-        """``scan(values)``, remembering each value's atoms under its raw form."""
+    def scan_remembering(
+        self,
+        raw: Sequence[str],
+        fns: Sequence[Callable[[str], str]],
+        values: Sequence[str] | None = None,
+    ) -> frozenset[int]:
+        """``scan`` of the raw values through the chain ``fns``, remembering each value's atoms
+        under its raw form. ``values``: the chain's output for every raw value, when the caller
+        has it; else only the values not remembered go through the chain."""
         get = self._memo.table.get
         found: set[int] = set()
         new_keys: list[str] = []
         new_hits: list[frozenset[int]] = []
-        for original, value in zip(raw, values, strict=True):
+        for i, original in enumerate(raw):
             hit = get(original)
             if hit is None:
+                if values is None:
+                    value = original
+                    for fn in fns:
+                        value = fn(value)
+                else:
+                    value = values[i]
                 hit = self.scan_one(value)
                 new_keys.append(original)
                 new_hits.append(hit)
