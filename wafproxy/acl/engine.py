@@ -286,7 +286,7 @@ def field_values(
 
     ``remember``: also across requests, in the chain's memo. A scan passes False: its group's
     memo keeps each value's answer, so the chain's output would only be written, never read."""
-    key = (fld.key, names)
+    key = (fld.key, names) if names else fld.key  # a field's own values: its key, hashed once
     cached = ctx.values.get(key)
     if cached is not None:
         if ctx.trace is not None:

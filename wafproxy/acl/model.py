@@ -187,7 +187,7 @@ class WebAcl:
         by_key: dict[str, tuple[Field, list[int]]] = {}
         for slot, inp in enumerate(self.scan_inputs):
             by_key.setdefault(inp.field.key, (inp.field, []))[1].append(slot)
-        return tuple(FieldScans(fld, tuple(slots), (fld.key, ())) for fld, slots in by_key.values())
+        return tuple(FieldScans(fld, tuple(slots), fld.key) for fld, slots in by_key.values())
 
 
 @dataclass(frozen=True, eq=False)
@@ -198,8 +198,8 @@ class FieldScans:
 
     field: Field
     slots: tuple[int, ...]
-    raw_key: tuple[str, tuple[str, ...]]
-    """The field's untransformed values' key in ``EvalContext.values``."""
+    raw_key: str
+    """The field's untransformed values' key in ``EvalContext.values`` (its key)."""
     found: Memo[frozenset[int]] = _new_field(default_factory=Memo, repr=False)
 
 
@@ -297,7 +297,8 @@ class EvalContext:
 
     acl: WebAcl
     labels: list[str] = field(default_factory=list)
-    values: dict[tuple[str, tuple[str, ...]], Sequence[str]] = field(default_factory=dict)
+    values: dict[tuple[str, tuple[str, ...]] | str, Sequence[str]] = field(default_factory=dict)
+    """A field's values by its key; through a transformation chain by (key, chain names)."""
     hits: dict[int, frozenset[int]] = field(default_factory=dict)
     oversize: list[str] = field(default_factory=list)
     inserted: list[Header] = field(default_factory=list)
