@@ -109,8 +109,9 @@ def test_engine_runs() -> None:
 
 def test_instructions_child_evaluates_a_shape() -> None:
     """What each callgrind child runs (valgrind itself is a dev tool, not installed by CI)."""
-    for kind in ("warm", "cold"):
-        done = run_script("instructions.py", "--child", "R2", "3", "measure", kind)
+    runs = [("R2", "warm"), ("R2", "cold"), ("R2", "new-value"), ("R1", "new-value")]
+    for shape, kind in runs:
+        done = run_script("instructions.py", "--child", shape, "3", "measure", kind)
         assert done.returncode == 0, done.stderr
 
 
