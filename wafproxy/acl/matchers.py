@@ -469,21 +469,16 @@ class MatchGroup:
         """The ids of the atoms that match at least one of ``values``."""
         found: set[int] = set()
         total = len(self.atom_ids)
-        if not total:
-            return frozenset()
         for value in values:
-            data = _encoded(value)
-            for matcher in self._matchers:
-                matcher.scan_into(data, found)
             if len(found) == total:
                 break
-        ids = self.atom_ids
-        return frozenset([ids[index] for index in found])
+            found |= self.scan_one(value)
+        return frozenset(found)
 
     def scan_one(self, value: str) -> frozenset[int]:
         """``scan((value,))``, for the per-value loops."""
         found: set[int] = set()
-        data = _encoded(value)
+        data = to_bytes(value)
         for matcher in self._matchers:
             matcher.scan_into(data, found)
         if not found:
@@ -495,13 +490,6 @@ class MatchGroup:
     def answers(self) -> Mapping[str, frozenset[int]]:
         """The remembered atoms by raw value (read-only: ``scan_remembering`` writes)."""
         return self._memo.table
-
-
-def _encoded(value: str) -> bytes:
-    try:
-        return value.encode("utf-8", "surrogateescape")
-    except UnicodeEncodeError:  # a lone surrogate from a JSON escape ("\ud800")
-        return to_bytes(value)
 
 
 _NONE_FOUND: frozenset[int] = frozenset()
