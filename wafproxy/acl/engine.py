@@ -225,13 +225,13 @@ def _every_hit(req: WafRequest, ctx: EvalContext) -> frozenset[int]:
     and remembered per value, so this is what evaluating every rule would scan anyway)."""
     found: set[int] = set()
     values = ctx.values  # field_values(req, ctx, scans.field, (), ()) without a call per field
-    for scans in ctx.acl.field_scans:
-        raw = values.get(scans.raw_key)
-        if raw is None:
-            raw = values[scans.raw_key] = scans.field.extract(req)
+    headers = req.header_map
+    for raw_key, header, extract, get, scans in ctx.acl.hit_plan:
+        # written without a look first: it mostly runs before any rule, and extracting again
+        # gives equal values
+        raw = values[raw_key] = extract(req) if header is None else headers.get(header, ())
         if not raw:
             continue
-        get = scans.found.table.get
         for value in raw:
             keys = get(value)
             if keys is None:

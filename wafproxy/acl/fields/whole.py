@@ -44,6 +44,12 @@ class SingleHeader(Whole):
     name: str
     """Lower-cased."""
 
+    @property
+    def single_header(self) -> str:
+        """Read by ``WebAcl.hit_plan``: the engine takes this field's values from the header
+        map directly (``extract`` without the call)."""
+        return self.name
+
     @cached_property
     def key(self) -> str:
         return f"single_header:{esc(self.name)}"
