@@ -18,6 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from wafproxy.acl.transforms import TRANSFORMS, chain
+from wafproxy.acl.transforms.url import _percent_decode, _percent_decode_each
 
 AWS_TYPES = [  # TextTransformation.Type in the AWS WAFV2 API reference
     *("NONE", "COMPRESS_WHITE_SPACE", "HTML_ENTITY_DECODE", "LOWERCASE", "CMD_LINE"),
@@ -92,6 +93,7 @@ ROWS: list[tuple[str, str, str]] = [
     ("url_decode", "%E9%00", "\udce9\x00"),
     ("url_decode", "%2B", "+"),
     ("url_decode", "plain", "plain"),
+    ("url_decode", "a\\%41\\x41\\\\%5C", "a\\A\\x41\\\\\\"),  # the value's own backslashes
     # url_decode_uni
     ("url_decode_uni", "%u0041%U0042", "AB"),
     ("url_decode_uni", "%uff1cscript%uFF1E", "<script>"),
@@ -101,6 +103,7 @@ ROWS: list[tuple[str, str, str]] = [
     ("url_decode_uni", "%u000g%u00", "%u000g%u00"),
     ("url_decode_uni", "%%u0020+%41", "%  A"),
     ("url_decode_uni", "%0g%g0%", "%0g%g0%"),
+    ("url_decode_uni", "\\%41\\%u0042%5c", "\\A\\B\\"),
     # utf8_to_unicode
     ("utf8_to_unicode", "aé中", "a%u00e9%u4e2d"),
     ("utf8_to_unicode", "😀", "%u1f600"),
@@ -321,6 +324,18 @@ def test_url_decoders_invert_percent_encoding(data: bytes) -> None:
     encoded = quote_from_bytes(data, safe="")
     assert TRANSFORMS["url_decode"](encoded) == raw(data)
     assert TRANSFORMS["url_decode_uni"](encoded) == raw(data)
+
+
+PERCENT_HEAVY = st.binary().map(lambda b: b.replace(b"!", b"%")) | st.text("%uU09afAFgz\\x+ ").map(
+    str.encode
+)
+
+
+@settings(max_examples=400)
+@given(data=PERCENT_HEAVY)
+def test_percent_decoding_by_escape_decode_equals_the_loop(data: bytes) -> None:
+    for unicode in (False, True):
+        assert _percent_decode(data, unicode) == _percent_decode_each(data, unicode)
 
 
 @given(data=st.binary(), junk=st.sampled_from(["", " ", "\n", "!", "=="]))

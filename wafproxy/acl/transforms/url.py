@@ -2,12 +2,28 @@
 
 from __future__ import annotations
 
+from _codecs import escape_decode
+
 from wafproxy.acl.transforms._bytes import HEX_PAIRS, to_bytes, to_text
 from wafproxy.acl.transforms.registry import TRANSFORMS
 
 
 def _percent_decode(data: bytes, unicode: bool) -> bytes:
-    """Decode ``%XX`` (and with ``unicode`` also ``%uXXXX``); invalid escapes stay as they are."""
+    """Decode ``%XX`` (and with ``unicode`` also ``%uXXXX``); invalid escapes stay as they are.
+
+    Why ``escape_decode``: a value whose every escape is ``%XX`` (nearly all) is decoded by C
+    code as ``\\xXX`` escapes, with its own backslashes escaped first; a Python step per escape
+    cost ~0.5 µs (a 2 KB form body with 20 escapes: 13 µs, against 2 µs). Any other ``%``
+    makes it raise, and the loop below decodes the value."""
+    escaped = data.replace(b"\\", b"\\\\") if b"\\" in data else data
+    try:
+        decoded: bytes = escape_decode(escaped.replace(b"%", b"\\x"))[0]
+    except ValueError:  # %uXXXX, %zz, a cut-off escape
+        return _percent_decode_each(data, unicode)
+    return decoded
+
+
+def _percent_decode_each(data: bytes, unicode: bool) -> bytes:
     parts = data.split(b"%")
     out = [parts[0]]
     pair = HEX_PAIRS.get
