@@ -62,6 +62,6 @@ def delete_table(keep: bytes) -> bytes:
 
 
 def squeeze_spaces(data: bytes) -> bytes:
-    while b"  " in data:
+    while data.find(b"  ") >= 0:  # not ``in``: see acl/attacks.py
         data = data.replace(b"  ", b" ")
     return data

@@ -15,7 +15,7 @@ def _percent_decode(data: bytes, unicode: bool) -> bytes:
     code as ``\\xXX`` escapes, with its own backslashes escaped first; a Python step per escape
     cost ~0.5 µs (a 2 KB form body with 20 escapes: 13 µs, against 2 µs). Any other ``%``
     makes it raise, and the loop below decodes the value."""
-    escaped = data.replace(b"\\", b"\\\\") if b"\\" in data else data
+    escaped = data.replace(b"\\", b"\\\\") if data.find(b"\\") >= 0 else data  # find: see attacks
     try:
         decoded: bytes = escape_decode(escaped.replace(b"%", b"\\x"))[0]
     except ValueError:  # %uXXXX, %zz, a cut-off escape
