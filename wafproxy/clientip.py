@@ -39,7 +39,7 @@ class ClientIpResolver:
         if peer_address is None:
             return peer
         if not header_values or not self.is_trusted(peer_address):
-            return str(peer_address)
+            return address_text(peer)
         hops = [part.strip() for value in header_values for part in value.split(",")]
         if self._position is IpPosition.FIRST:
             first = parse_ip(hops[0])
@@ -68,6 +68,13 @@ def parse_ip(text: str) -> Address | None:
 
 
 MAX_ADDRESS_TEXT = 64
+
+
+@lru_cache(maxsize=8192)
+def address_text(text: str) -> str:
+    """``str(parse_ip(text))`` for an address ``parse_ip`` takes, remembered by its text (the
+    peer of nearly every request: ipaddress's ``str`` runs Python code for each call)."""
+    return str(parse_ip(text))
 
 
 @lru_cache(maxsize=8192)
