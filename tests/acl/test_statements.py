@@ -192,6 +192,16 @@ ROWS = [
     Row("size-bytes", "{size_constraint: {field: {single_query_argument: {name: q}}, "
         "comparison_operator: eq, size: 2, transforms: [url_decode]}}",
         ((req("/?q=%41%42"), True), (req("/?q=%C3%A9"), True), (req("/?q=abc"), False))),
+    Row("size-remembered-per-value",  # answers are remembered per raw value: asked again
+        "{size_constraint: {field: {single_header: {name: user-agent}}, comparison_operator: eq, "
+        "size: 0, transforms: [trim]}}",
+        ((ua("  "), True), (ua("x"), False), (ua("  "), True), (ua(" x "), False), (req("/"), True),
+         (ua("x"), False), (ua("  "), True))),
+    Row("size-remembered-each-value",
+        "{size_constraint: {field: all_query_arguments, comparison_operator: gt, size: 3, "
+        "transforms: [url_decode]}}",
+        ((req("/?a=1&b=%41%42%43%44"), True), (req("/?a=1&b=%41%42"), False),
+         (req("/?b=%41%42&a=1"), False), (req("/?a=1&b=%41%42%43%44"), True), (req("/"), False))),
     Row("size-whole-body", "{size_constraint: {field: body, comparison_operator: gt, size: 100}}",
         ((post(b"x" * 200, inspect=16), True), (post(b"x" * 50), False))),
     Row("size-whole-body-lt",

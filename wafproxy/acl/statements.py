@@ -10,6 +10,7 @@ from __future__ import annotations
 import operator
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from dataclasses import field as _new_field  # SizeConstraint has an attribute named field
 from functools import partial
 from typing import TYPE_CHECKING
 
@@ -18,6 +19,7 @@ from wafproxy.acl.engine import atom_hit, field_values, forced_result, group_hit
 from wafproxy.acl.forwarded import ForwardedIp, compile_forwarded_ip, request_ips
 from wafproxy.acl.ipset import IpSet
 from wafproxy.acl.matchers import Constraint, literal_regex
+from wafproxy.acl.memo import Memo
 from wafproxy.acl.model import EvalContext, Field, GeoResolver, Statement
 from wafproxy.acl.transforms._bytes import to_bytes
 from wafproxy.config.source import Node
@@ -133,6 +135,7 @@ class SizeConstraint:
     whole_body: bool = False
     """A plain ``body``: the whole body's size (Content-Length), not just the inspected part."""
     check_forced: bool = True
+    answers: Memo[bool] = _new_field(default_factory=Memo, repr=False, compare=False)
 
     def matches(self, req: WafRequest, ctx: EvalContext) -> bool:
         if self.whole_body:
@@ -141,12 +144,31 @@ class SizeConstraint:
             forced = forced_result(req, ctx, self.field)
             if forced is not None:
                 return forced
+        if self.chain.names and ctx.trace is None:
+            return self._remembered(field_values(req, ctx, self.field, (), ()))
         values = field_values(req, ctx, self.field, self.chain.names, self.chain.fns)
         if not values:
             return self.test(0)
-        test = self.test
-        for value in values:
-            if test(len(value) if value.isascii() else len(to_bytes(value))):
+        return any(map(self._fits, values))
+
+    def _fits(self, value: str) -> bool:
+        return self.test(len(value) if value.isascii() else len(to_bytes(value)))
+
+    def _remembered(self, raw: Sequence[str]) -> bool:
+        """The answer per raw value, remembered: a header that every request sends (User-Agent,
+        Host) would otherwise go through the chain's cache on every request."""
+        if not raw:
+            return self.test(0)
+        get = self.answers.table.get
+        for value in raw:
+            answer = get(value)
+            if answer is None:
+                transformed = value
+                for fn in self.chain.fns:
+                    transformed = fn(transformed)
+                answer = self._fits(transformed)
+                self.answers.put(value, answer)
+            if answer:
                 return True
         return False
 
