@@ -66,7 +66,17 @@ class Pairs:
         """(names, values), read per request without an Enum member lookup (see attacks._XSS)."""
         return self.scope is not Scope.VALUE, self.scope is not Scope.KEY
 
+    @cached_property
+    def _included_headers(self) -> frozenset[str] | None:
+        """The names of an ``included_headers`` pattern: most requests send none of them, which
+        the header map tells without the visible headers and their names."""
+        wanted = self.kind == "headers" and self.pattern.mode == "included"
+        return self.pattern.names if wanted else None
+
     def extract(self, req: WafRequest) -> tuple[str, ...]:
+        included = self._included_headers
+        if included is not None and included.isdisjoint(req.header_map):
+            return ()
         picked: Sequence[Header] = _VISIBLE[self.kind](req).pairs
         if self.pattern.mode != "all":
             if self.kind == "cookies":
