@@ -202,6 +202,11 @@ ROWS = [
         "transforms: [url_decode]}}",
         ((req("/?a=1&b=%41%42%43%44"), True), (req("/?a=1&b=%41%42"), False),
          (req("/?b=%41%42&a=1"), False), (req("/?a=1&b=%41%42%43%44"), True), (req("/"), False))),
+    Row("size-long-values",  # too long to remember: answered through the request's chain cache
+        "{size_constraint: {field: query_string, comparison_operator: gt, size: 280, "
+        "transforms: [url_decode]}}",
+        ((req("/?" + "a" * 300), True), (req("/?" + "%41" * 100 + "a" * 10), False),
+         (req("/?" + "a" * 300), True))),
     Row("size-whole-body", "{size_constraint: {field: body, comparison_operator: gt, size: 100}}",
         ((post(b"x" * 200, inspect=16), True), (post(b"x" * 50), False))),
     Row("size-whole-body-lt",

@@ -19,7 +19,7 @@ from wafproxy.acl.engine import atom_hit, field_values, forced_result, group_hit
 from wafproxy.acl.forwarded import ForwardedIp, compile_forwarded_ip, request_ips
 from wafproxy.acl.ipset import IpSet
 from wafproxy.acl.matchers import Constraint, literal_regex
-from wafproxy.acl.memo import Memo
+from wafproxy.acl.memo import MAX_VALUE, Memo
 from wafproxy.acl.model import EvalContext, Field, GeoResolver, Statement
 from wafproxy.acl.transforms._bytes import to_bytes
 from wafproxy.config.source import Node
@@ -145,7 +145,9 @@ class SizeConstraint:
             if forced is not None:
                 return forced
         if self.chain.names and ctx.trace is None:
-            return self._remembered(field_values(req, ctx, self.field, (), ()))
+            remembered = self._remembered(field_values(req, ctx, self.field, (), ()))
+            if remembered is not None:
+                return remembered
         values = field_values(req, ctx, self.field, self.chain.names, self.chain.fns)
         if not values:
             return self.test(0)
@@ -154,15 +156,19 @@ class SizeConstraint:
     def _fits(self, value: str) -> bool:
         return self.test(len(value) if value.isascii() else len(to_bytes(value)))
 
-    def _remembered(self, raw: Sequence[str]) -> bool:
+    def _remembered(self, raw: Sequence[str]) -> bool | None:
         """The answer per raw value, remembered: a header that every request sends (User-Agent,
-        Host) would otherwise go through the chain's cache on every request."""
+        Host) would otherwise go through the chain's cache on every request. None for a value
+        too long to remember: the request's chain cache answers (a scan of the same field and
+        chain may already have filled it)."""
         if not raw:
             return self.test(0)
         get = self.answers.table.get
         for value in raw:
             answer = get(value)
             if answer is None:
+                if len(value) > MAX_VALUE:
+                    return None
                 transformed = value
                 for fn in self.chain.fns:
                     transformed = fn(transformed)

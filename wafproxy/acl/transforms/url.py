@@ -13,7 +13,7 @@ def _percent_decode(data: bytes, unicode: bool) -> bytes:
 
     Why ``escape_decode``: a value whose every escape is ``%XX`` (nearly all) is decoded by C
     code as ``\\xXX`` escapes, with its own backslashes escaped first; a Python step per escape
-    cost ~0.5 µs (a 2 KB form body with 20 escapes: 13 µs, against 2 µs). Any other ``%``
+    cost ~0.5 µs (a 2 KB form body with 20 escapes: 14 µs, against 3.6 µs). Any other ``%``
     makes it raise, and the loop below decodes the value."""
     escaped = data.replace(b"\\", b"\\\\") if data.find(b"\\") >= 0 else data  # find: see attacks
     try:
