@@ -36,6 +36,7 @@ from wafproxy.acl.attacks import Detection, found_each
 from wafproxy.acl.hscache import cache_key, cached_database
 from wafproxy.acl.memo import Memo
 from wafproxy.acl.transforms._bytes import to_bytes
+from wafproxy.acl.transforms.registry import apply_chain
 
 try:
     import hyperscan as _hs
@@ -450,12 +451,7 @@ class MatchGroup:
         for i, original in enumerate(raw):
             hit = get(original)
             if hit is None:
-                if values is None:
-                    value = original
-                    for fn in fns:
-                        value = fn(value)
-                else:
-                    value = values[i]
+                value = apply_chain(original, fns) if values is None else values[i]
                 hit = self.scan_one(value)
                 new_keys.append(original)
                 new_hits.append(hit)

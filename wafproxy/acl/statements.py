@@ -22,6 +22,7 @@ from wafproxy.acl.matchers import Constraint, literal_regex
 from wafproxy.acl.memo import MAX_VALUE, Memo
 from wafproxy.acl.model import EvalContext, Field, GeoResolver, Statement
 from wafproxy.acl.transforms._bytes import to_bytes
+from wafproxy.acl.transforms.registry import apply_chain
 from wafproxy.config.source import Node
 from wafproxy.registry import Registry
 from wafproxy.request import WafRequest
@@ -169,10 +170,7 @@ class SizeConstraint:
             if answer is None:
                 if len(value) > MAX_VALUE:
                     return None
-                transformed = value
-                for fn in self.chain.fns:
-                    transformed = fn(transformed)
-                answer = self._fits(transformed)
+                answer = self._fits(apply_chain(value, self.chain.fns))
                 self.answers.put(value, answer)
             if answer:
                 return True

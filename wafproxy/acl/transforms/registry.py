@@ -1,4 +1,4 @@
-"""The TRANSFORMS registry, and ``chain`` to look a list of names up in it."""
+"""The TRANSFORMS registry, ``chain`` to look a list of names up in it, and ``apply_chain``."""
 
 from __future__ import annotations
 
@@ -18,3 +18,10 @@ def chain(names: Sequence[str]) -> tuple[Transform, ...]:
             raise KeyError(TRANSFORMS.unknown(name))
         fns.append(TRANSFORMS[name])
     return tuple(fns)
+
+
+def apply_chain(value: str, fns: Sequence[Transform]) -> str:
+    """``value`` through each transformation of a chain, in order."""
+    for fn in fns:
+        value = fn(value)
+    return value
