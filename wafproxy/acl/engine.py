@@ -268,7 +268,8 @@ def _field_hits(
         else:
             values.append(value)
             answers.append(frozenset(keys) if keys else NOTHING)
-    scans.found.put_all(values, answers)
+    if values:
+        scans.found.put_all(values, answers)
     return frozenset(found)
 
 
