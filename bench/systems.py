@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
+from body_floor import body_scan_acl
 from procs import free_port
 from reqshapes import BENCH_DIR
 
@@ -55,16 +56,17 @@ def bare(ctx: Context) -> Launch:
     return Launch(cmd, port)
 
 
-def wafproxy_cli(rules: bool) -> Callable[[Context], Launch]:
+def wafproxy_cli(name: str, acl: Callable[[Context], Path] | None) -> Callable[[Context], Launch]:
+    """``acl``: writes the web ACL file to run; None for the shipped default rules."""
+
     def launch(ctx: Context) -> Launch:
         port, admin = free_port(), free_port()
         cmd = [
             *wafproxy_cmd(), "--upstream", ctx.upstream_url,
             "--listen", f"127.0.0.1:{port}", "--admin", f"127.0.0.1:{admin}",
         ]  # fmt: skip
-        if rules:
-            cmd += ["--rules", str(empty_acl_file(ctx))]
-        name = "empty" if rules else "default"
+        if acl is not None:
+            cmd += ["--rules", str(acl(ctx))]
         log = ctx.work_dir / f"cli-{name}.decisions.log"
         return Launch(cmd, port, stdout=log, decision_log=log)
 
@@ -103,16 +105,27 @@ def empty_acl_file(ctx: Context) -> Path:
     return path
 
 
+def body_scan_acl_file(ctx: Context) -> Path:
+    path = ctx.work_dir / "body-scan-acl.yaml"
+    path.write_text(yaml.safe_dump(body_scan_acl(), sort_keys=False), encoding="utf-8")
+    return path
+
+
 SYSTEMS = (
     System("upstream", "the upstream direct (shares core 1 with wrk)", None, None),
     System("bare", "bare aiohttp+uvloop pass-through proxy (baseline)", None, bare),
     System(
         "waf-empty", "wafproxy run --rules <empty ACL>; decision log: stdout to a file",
-        EMPTY_TARGET, wafproxy_cli(rules=True),
+        EMPTY_TARGET, wafproxy_cli("empty", empty_acl_file),
     ),
     System(
         "waf-default", "wafproxy run (shipped default rules); decision log: stdout to a file",
-        DEFAULT_TARGET, wafproxy_cli(rules=False),
+        DEFAULT_TARGET, wafproxy_cli("default", None),
+    ),
+    System(
+        "waf-bodyscan",
+        "wafproxy run --rules <only the default web ACL's whole-body scans> (bench/body_floor.py)",
+        None, wafproxy_cli("bodyscan", body_scan_acl_file),
     ),
     System(
         "waf-empty-logoff", "wafproxy run -c: empty ACL, decision_log.destination: off",

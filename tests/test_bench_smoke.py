@@ -9,6 +9,10 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
+
+from wafproxy.acl.compile import default_rule_files, load_rule_files
+from wafproxy.acl.model import ActionKind, WebAcl
 
 BENCH = Path(__file__).resolve().parent.parent / "bench"
 WRK_SAMPLE = """\
@@ -82,9 +86,9 @@ def test_throughput_every_system_runs() -> None:
     )
     assert done.returncode == 0, done.stderr
     rows = report_rows(done.stdout)
-    assert len(rows) == 14
+    assert len(rows) == 16
     assert all("1/1" in row for row in rows.values())
-    for system in ("waf-empty", "waf-default", "waf-default-logfile"):
+    for system in ("waf-empty", "waf-default", "waf-bodyscan", "waf-default-logfile"):
         note = next(line for line in done.stdout.splitlines() if line.startswith(f"{system}:"))
         assert "decision log lines" in note and "(0 decision" not in note, note
 
@@ -93,6 +97,26 @@ def test_throughput_rejects_unknown_system() -> None:
     done = run_script("throughput.py", "--systems", "nginx")
     assert done.returncode != 0
     assert "nginx" in done.stderr
+
+
+def test_body_floor_scans_the_body_as_the_default_web_acl_does(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """waf-bodyscan's web ACL: the default web ACL's scan groups on the body, and no other."""
+    monkeypatch.syspath_prepend(str(BENCH))
+    body_scan_acl = importlib.import_module("body_floor").body_scan_acl
+    path = tmp_path / "body-scan.yaml"
+    path.write_text(yaml.safe_dump(body_scan_acl(), sort_keys=False), encoding="utf-8")
+
+    def scans(acl: WebAcl) -> list[tuple[str, tuple[str, ...], int]]:
+        pairs = zip(acl.scan_inputs, acl.match_groups, strict=True)
+        return sorted((inp.field.key, inp.names, len(g.atom_ids)) for inp, g in pairs)
+
+    (floor,) = load_rule_files([path]).acls.values()
+    default = load_rule_files(default_rule_files()).acls["default"]
+    body = [scan for scan in scans(default) if scan[0].startswith("body")]
+    assert body and scans(floor) == body
+    assert {rule.action.kind for rule in floor.rules if rule.action} == {ActionKind.COUNT}
 
 
 def test_engine_runs() -> None:
