@@ -65,7 +65,7 @@ def evaluate(
         )
     matches: list[RuleMatch] = []
     try:
-        decided = _run(_top_rules(acl, req, ctx), req, ctx, matches, None)
+        decided = _run(_top_rules(acl, req, ctx), req, ctx, matches)
     except Exception as exc:  # a bug must not take the proxy down or let the request slip by
         log.debug("evaluation error", exc_info=True)
         return Verdict(
@@ -109,11 +109,7 @@ Decision = tuple[Rule, RuleAction, "str | None"]
 
 
 def _run(
-    rules: Sequence[Rule],
-    req: WafRequest,
-    ctx: EvalContext,
-    matches: list[RuleMatch],
-    group: str | None,
+    rules: Sequence[Rule], req: WafRequest, ctx: EvalContext, matches: list[RuleMatch]
 ) -> Decision | None:
     for rule in rules:
         if rule.group is not None:
@@ -124,13 +120,13 @@ def _run(
         assert rule.statement is not None and rule.action is not None
         matched = rule.statement.matches(req, ctx)
         if ctx.trace is not None:
-            ctx.trace("rule", (group, rule, matched))
+            ctx.trace("rule", (rule.group_name, rule, matched))
         if not matched:
             continue
         ctx.labels.extend(rule.labels)
-        matches.append(RuleMatch(rule.name, rule.action.kind, group, rule.type))
+        matches.append(RuleMatch(rule.name, rule.action.kind, rule.group_name, rule.type))
         if rule.action.terminating:
-            return rule, rule.action, group
+            return rule, rule.action, rule.group_name
         ctx.inserted.extend(rule.action.insert_headers)
         ctx.score += rule.action.score
     return None
@@ -150,7 +146,7 @@ def _run_group(
         if ctx.trace is not None:
             ctx.trace("scope_down", (rule, False))
         return None
-    decided = _run(rules, req, ctx, matches, group.name)
+    decided = _run(rules, req, ctx, matches)
     if decided is None:
         return None
     ctx.labels.extend(rule.labels)

@@ -136,6 +136,9 @@ class Rule:
     paranoia_level: int = 1
     """1 (fewest false positives) .. 4 (most detections): a group reference's
     ``paranoia_level`` leaves out the rules above it."""
+    group_name: str | None = None
+    """The rule group this rule belongs to (None for a web ACL's own rules): where its match
+    is reported."""
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 from wafproxy.acl.fields import Fallback, visible_cookies, visible_headers
-from wafproxy.acl.model import EvalContext, Field, Oversize, Rule, Statement
+from wafproxy.acl.model import EvalContext, Field, Oversize, Rule, RuleGroup, Statement
 from wafproxy.request import WafRequest
 
 Clause = frozenset[int]
@@ -100,11 +100,16 @@ def build_quiet_plan(rules: tuple[Rule, ...], top: Prefilter | None) -> QuietPla
     for rule in rules:
         group = rule.group
         pf = None if group is None else group.prefilter
+        if group is not None and pf is None and _never_decides(group, group.rules):
+            planned.extend(group.rules)  # no triggers: every rule runs, as in the group's walk
+            continue
         if group is None or pf is None or pf.rest_triggered:
             planned.append(rule)
             continue
         atoms.append(pf.quick)
-        if pf.untriggered:
+        if _never_decides(group, pf.untriggered):
+            planned.extend(pf.untriggered)
+        elif pf.untriggered:
             quiet_group = replace(group, rules=pf.untriggered, prefilter=None)
             planned.append(replace(rule, group=quiet_group))
     if (
@@ -114,6 +119,16 @@ def build_quiet_plan(rules: tuple[Rule, ...], top: Prefilter | None) -> QuietPla
     ):
         return None
     return QuietPlan(merge(atoms), tuple(planned))
+
+
+def _never_decides(group: RuleGroup, rules: tuple[Rule, ...]) -> bool:
+    """A group without a scope-down whose (quiet) rules are none of them terminating can end
+    no evaluation: they may run in the web ACL's own walk, their matches still naming the
+    group. Anomaly-scoring groups are such groups: a walk of a few rules, not a call per group."""
+    return group.scope_down is None and all(
+        rule.group is None and rule.action is not None and not rule.action.terminating
+        for rule in rules
+    )
 
 
 def _rule_parts(rule: Rule) -> list[_Part] | None:

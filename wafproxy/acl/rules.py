@@ -7,6 +7,7 @@ ACL's scan plan), applies ``rule_action_overrides`` and keeps the group as one R
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from wafproxy.acl.actions import compile_action
@@ -250,7 +251,7 @@ def _group_rules(
         c.max_paranoia = outer_level
     if mode == "anomaly_scoring":
         rules = tuple(_scoring(rule) for rule in rules)
-    return rules
+    return tuple(replace(rule, group_name=name) for rule in rules)
 
 
 MODES = ["first_match", "anomaly_scoring"]
@@ -262,8 +263,6 @@ def _scoring(rule: Rule) -> Rule:
     """In anomaly-scoring mode a blocking rule counts and adds its severity's score instead."""
     if rule.action is None or rule.action.kind is not ActionKind.BLOCK:
         return rule
-    from dataclasses import replace
-
     return replace(rule, action=RuleAction(ActionKind.COUNT, score=SEVERITY_SCORES[rule.severity]))
 
 
