@@ -29,7 +29,7 @@ from wafproxy.acl.model import (
     Verdict,
     WebAcl,
 )
-from wafproxy.acl.prefilter import CANDIDATE_SETS, SLOT_SHIFT
+from wafproxy.acl.prefilter import CANDIDATE_SETS, SLOT_SHIFT, never_decides
 from wafproxy.acl.prefilter import applies as prefilter_applies
 from wafproxy.request import WafRequest
 
@@ -158,14 +158,46 @@ def _run_group(
 
 
 def _top_rules(acl: WebAcl, req: WafRequest, ctx: EvalContext) -> tuple[Rule, ...]:
+    if not _may_skip(req, ctx):
+        return acl.rules
+    found = ctx.found
+    if found is None:
+        found = ctx.found = _every_hit(req, ctx)
+    walk = acl.walks.get(found)
+    if walk is None:
+        if len(acl.walks) >= CANDIDATE_SETS:
+            acl.walks.clear()
+        walk = acl.walks[found] = _walk(acl, req, ctx, found)
+    return walk
+
+
+def _walk(
+    acl: WebAcl, req: WafRequest, ctx: EvalContext, found: frozenset[int]
+) -> tuple[Rule, ...]:
+    """The rules that can match a request that found these atoms, in order, with every group
+    that could not end the evaluation replaced by its rules that can match: a walk of a few
+    statements instead of a call or two per group."""
     quiet = acl.quiet
-    if quiet is not None and _may_skip(req, ctx):
-        found = ctx.found
-        if found is None:
-            found = ctx.found = _every_hit(req, ctx)
-        if quiet.atoms.isdisjoint(found):
-            return quiet.rules
-    return acl.rules if acl.prefilter is None else _possible(req, ctx, acl.prefilter, acl.rules)
+    if quiet is not None and quiet.atoms.isdisjoint(found):
+        top = quiet.rules
+    elif acl.prefilter is not None:
+        top = _possible(req, ctx, acl.prefilter, acl.rules)
+    else:
+        top = acl.rules
+    walk: list[Rule] = []
+    for rule in top:
+        group = rule.group
+        if group is None:
+            walk.append(rule)
+            continue
+        rules = group.rules
+        if group.prefilter is not None:
+            rules = _possible(req, ctx, group.prefilter, rules)
+        if never_decides(group, rules):
+            walk.extend(rules)
+        else:
+            walk.append(rule)
+    return tuple(walk)
 
 
 def _possible(

@@ -184,6 +184,12 @@ class WebAcl:
         )
 
     @cached_property
+    def walks(self) -> dict[frozenset[int], tuple[Rule, ...]]:
+        """The rules a request evaluates, by the atoms its scans found (they depend on nothing
+        else): filled by engine._top_rules as requests come, at most CANDIDATE_SETS."""
+        return {}
+
+    @cached_property
     def field_scans(self) -> tuple[FieldScans, ...]:
         """The scan slots grouped by the field they read (a field without values has no hits
         in any of its slots)."""

@@ -100,16 +100,11 @@ def build_quiet_plan(rules: tuple[Rule, ...], top: Prefilter | None) -> QuietPla
     for rule in rules:
         group = rule.group
         pf = None if group is None else group.prefilter
-        if group is not None and pf is None and _never_decides(group, group.rules):
-            planned.extend(group.rules)  # no triggers: every rule runs, as in the group's walk
-            continue
         if group is None or pf is None or pf.rest_triggered:
             planned.append(rule)
             continue
         atoms.append(pf.quick)
-        if _never_decides(group, pf.untriggered):
-            planned.extend(pf.untriggered)
-        elif pf.untriggered:
+        if pf.untriggered:
             quiet_group = replace(group, rules=pf.untriggered, prefilter=None)
             planned.append(replace(rule, group=quiet_group))
     if (
@@ -121,10 +116,10 @@ def build_quiet_plan(rules: tuple[Rule, ...], top: Prefilter | None) -> QuietPla
     return QuietPlan(merge(atoms), tuple(planned))
 
 
-def _never_decides(group: RuleGroup, rules: tuple[Rule, ...]) -> bool:
-    """A group without a scope-down whose (quiet) rules are none of them terminating can end
-    no evaluation: they may run in the web ACL's own walk, their matches still naming the
-    group. Anomaly-scoring groups are such groups: a walk of a few rules, not a call per group."""
+def never_decides(group: RuleGroup, rules: tuple[Rule, ...]) -> bool:
+    """Whether these rules of the group, walked by the group, can end no evaluation (none is
+    terminating and the group has no scope-down): then they may be walked in the web ACL's
+    own walk instead, their matches naming the group (engine._walk)."""
     return group.scope_down is None and all(
         rule.group is None and rule.action is not None and not rule.action.terminating
         for rule in rules
