@@ -17,7 +17,9 @@ def test_long_values_are_not_remembered() -> None:
     table: Memo[int] = Memo()
     table.put("x" * (MAX_VALUE + 1), 1)
     table.put_all(["y" * (MAX_VALUE + 1), "short"], [2, 3])
-    assert table.table == {"short": 3}
+    table.put_all(["z" * (MAX_VALUE + 1)], [4])  # one pair: the path most puts take
+    table.put_all(["one"], [5])
+    assert table.table == {"short": 3, "one": 5}
 
 
 def test_spending_the_budget_forgets_every_table(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -32,6 +34,7 @@ def test_spending_the_budget_forgets_every_table(monkeypatch: pytest.MonkeyPatch
     assert len(second.table) <= 1
     for n in range(1000):  # unique values forever: memory stays bounded
         first.put(f"v-{n:06d}", n)
+        second.put_all([f"w-{n:06d}"], [n])
         assert len(first.table) + len(second.table) <= 10
 
 

@@ -36,17 +36,19 @@ class Memo(Generic[V]):
         return self.table.get(key)
 
     def put(self, key: str, value: V) -> None:
-        self.put_all((key,), (value,))
+        self._put_one(key, value)
 
     def put_all(self, keys: Sequence[str], values: Sequence[V]) -> None:
         """Remember each pair (keys over MAX_VALUE are skipped); when the budget would be
         passed, every table is forgotten first."""
-        global _spent
+        if len(keys) == 1:  # most often one new value of a field: no lists for it
+            self._put_one(keys[0], values[0])
+            return
         sizes = list(map(len, keys))
         if not sizes:
             return
         pairs: Iterable[tuple[str, V]]
-        if max(sizes) <= MAX_VALUE:  # the usual case, without a Python step per pair
+        if max(sizes) <= MAX_VALUE:  # every key short: without a Python step per pair
             added = 2 * sum(sizes) + ENTRY_OVERHEAD * len(sizes)
             pairs = zip(keys, values, strict=True)
         else:
@@ -56,10 +58,22 @@ class Memo(Generic[V]):
                 if size <= MAX_VALUE
             ]
             added = sum(2 * len(key) + ENTRY_OVERHEAD for key, _ in pairs)
-        if _spent + added > BUDGET:
-            clear_all()
-        _spent += added
+        _spend(added)
         self.table.update(pairs)
+
+    def _put_one(self, key: str, value: V) -> None:
+        if len(key) <= MAX_VALUE:
+            _spend(2 * len(key) + ENTRY_OVERHEAD)
+            self.table[key] = value
+
+
+def _spend(added: int) -> None:
+    """``added`` bytes more in the tables: every table is forgotten first if that would pass
+    the budget."""
+    global _spent
+    if _spent + added > BUDGET:
+        clear_all()
+    _spent += added
 
 
 def clear_all() -> None:
