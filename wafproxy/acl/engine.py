@@ -158,8 +158,8 @@ def _run_group(
 
 
 def _top_rules(acl: WebAcl, req: WafRequest, ctx: EvalContext) -> tuple[Rule, ...]:
-    if not _may_skip(req, ctx):
-        return acl.rules
+    if (acl.quiet is None and acl.prefilter is None) or not _may_skip(req, ctx):
+        return acl.rules  # the first: nothing to skip, so no first pass over the fields for it
     found = ctx.found
     if found is None:
         found = ctx.found = _every_hit(req, ctx)
