@@ -158,8 +158,10 @@ def _run_group(
 
 
 def _top_rules(acl: WebAcl, req: WafRequest, ctx: EvalContext) -> tuple[Rule, ...]:
-    if (acl.quiet is None and acl.prefilter is None) or not _may_skip(req, ctx):
-        return acl.rules  # the first: nothing to skip, so no first pass over the fields for it
+    if acl.quiet is None and acl.prefilter is None:
+        return acl.rules  # nothing to choose by the scans: no first pass over the fields
+    if not _may_skip(req, ctx):
+        return acl.rules
     found = ctx.found
     if found is None:
         found = ctx.found = _every_hit(req, ctx)
