@@ -24,12 +24,13 @@ from wafproxy.acl.model import (
     Oversize,
     Rule,
     RuleAction,
+    RuleGroup,
     RuleMatch,
     Transform,
     Verdict,
     WebAcl,
 )
-from wafproxy.acl.prefilter import CANDIDATE_SETS, SLOT_SHIFT, never_decides
+from wafproxy.acl.prefilter import CANDIDATE_SETS, SLOT_SHIFT
 from wafproxy.acl.prefilter import applies as prefilter_applies
 from wafproxy.request import WafRequest
 
@@ -162,14 +163,10 @@ def _top_rules(acl: WebAcl, req: WafRequest, ctx: EvalContext) -> tuple[Rule, ..
         return acl.rules  # nothing to choose by the scans: no first pass over the fields
     if not _may_skip(req, ctx):
         return acl.rules
-    found = ctx.found
-    if found is None:
-        found = ctx.found = _every_hit(req, ctx)
+    found = _found(req, ctx)
     walk = acl.walks.get(found)
     if walk is None:
-        if len(acl.walks) >= CANDIDATE_SETS:
-            acl.walks.clear()
-        walk = acl.walks[found] = _walk(acl, req, ctx, found)
+        walk = _keep(acl.walks, found, _walk(acl, req, ctx, found))
     return walk
 
 
@@ -195,11 +192,40 @@ def _walk(
         rules = group.rules
         if group.prefilter is not None:
             rules = _possible(req, ctx, group.prefilter, rules)
-        if never_decides(group, rules):
+        if _never_decides(group, rules):
             walk.extend(rules)
         else:
             walk.append(rule)
     return tuple(walk)
+
+
+def _never_decides(group: RuleGroup, rules: tuple[Rule, ...]) -> bool:
+    """Whether these rules of the group can end no evaluation (none is terminating and the
+    group has no scope-down): then the web ACL's walk may take them instead of the group,
+    their matches naming the group. A terminating match inside a group is reported as the
+    group reference (its name, type, labels and override), which an inline walk would not do."""
+    return group.scope_down is None and all(
+        rule.group is None and rule.action is not None and not rule.action.terminating
+        for rule in rules
+    )
+
+
+def _found(req: WafRequest, ctx: EvalContext) -> frozenset[int]:
+    """What every scan of the web ACL found in this request (``_every_hit``, once)."""
+    found = ctx.found
+    if found is None:
+        found = ctx.found = _every_hit(req, ctx)
+    return found
+
+
+def _keep(
+    cache: dict[frozenset[int], tuple[Rule, ...]], found: frozenset[int], rules: tuple[Rule, ...]
+) -> tuple[Rule, ...]:
+    """``rules`` remembered for ``found`` in a cache of at most CANDIDATE_SETS entries."""
+    if len(cache) >= CANDIDATE_SETS:
+        cache.clear()
+    cache[found] = rules
+    return rules
 
 
 def _possible(
@@ -208,9 +234,7 @@ def _possible(
     """The rules that can match this request, in order (all of them when it cannot be told)."""
     if not _may_skip(req, ctx):
         return rules
-    found = ctx.found
-    if found is None:
-        found = ctx.found = _every_hit(req, ctx)
+    found = _found(req, ctx)
     if pf.quick.isdisjoint(found) and not pf.rest_triggered:
         return pf.untriggered  # the common case, without a per-rule look
     return _candidates(req, ctx, pf, rules)
@@ -227,9 +251,7 @@ def _candidates(
     req: WafRequest, ctx: EvalContext, pf: Prefilter, rules: tuple[Rule, ...]
 ) -> tuple[Rule, ...]:
     """The group's rules that can match this request, in order (acl/prefilter.py)."""
-    found = ctx.found
-    if found is None:
-        found = ctx.found = _every_hit(req, ctx)
+    found = _found(req, ctx)
     known = pf.by_found.get(found)
     if known is not None:
         return known
@@ -244,10 +266,7 @@ def _candidates(
         for rule, trigger in pairs
         if trigger is None or all(not clause.isdisjoint(found) for clause in trigger)
     )
-    if len(pf.by_found) >= CANDIDATE_SETS:
-        pf.by_found.clear()
-    pf.by_found[found] = chosen
-    return chosen
+    return _keep(pf.by_found, found, chosen)
 
 
 def _every_hit(req: WafRequest, ctx: EvalContext) -> frozenset[int]:

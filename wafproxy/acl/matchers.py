@@ -34,7 +34,7 @@ import re2
 
 from wafproxy.acl.attacks import Detection, found_each
 from wafproxy.acl.hscache import cache_key, cached_database
-from wafproxy.acl.memo import MAX_VALUE, Memo
+from wafproxy.acl.memo import Memo
 from wafproxy.acl.transforms._bytes import to_bytes
 from wafproxy.acl.transforms.registry import apply_chain
 
@@ -453,9 +453,8 @@ class MatchGroup:
             if hit is None:
                 value = apply_chain(original, fns) if values is None else values[i]
                 hit = self.scan_one(value)
-                if len(original) <= MAX_VALUE:  # a longer one is never remembered
-                    new_keys.append(original)
-                    new_hits.append(hit)
+                new_keys.append(original)
+                new_hits.append(hit)
             if hit:
                 found |= hit
         if new_keys:

@@ -36,13 +36,16 @@ class Memo(Generic[V]):
         return self.table.get(key)
 
     def put(self, key: str, value: V) -> None:
-        self._put_one(key, value)
+        """Remember one pair (not when the key is over MAX_VALUE)."""
+        if len(key) <= MAX_VALUE:
+            _spend(2 * len(key) + ENTRY_OVERHEAD)
+            self.table[key] = value
 
     def put_all(self, keys: Sequence[str], values: Sequence[V]) -> None:
         """Remember each pair (keys over MAX_VALUE are skipped); when the budget would be
         passed, every table is forgotten first."""
         if len(keys) == 1:  # most often one new value of a field: no lists for it
-            self._put_one(keys[0], values[0])
+            self.put(keys[0], values[0])
             return
         sizes = list(map(len, keys))
         if not sizes:
@@ -60,11 +63,6 @@ class Memo(Generic[V]):
             added = sum(2 * len(key) + ENTRY_OVERHEAD for key, _ in pairs)
         _spend(added)
         self.table.update(pairs)
-
-    def _put_one(self, key: str, value: V) -> None:
-        if len(key) <= MAX_VALUE:
-            _spend(2 * len(key) + ENTRY_OVERHEAD)
-            self.table[key] = value
 
 
 def _spend(added: int) -> None:

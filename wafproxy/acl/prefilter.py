@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 from wafproxy.acl.fields import Fallback, visible_cookies, visible_headers
-from wafproxy.acl.model import EvalContext, Field, Oversize, Rule, RuleGroup, Statement
+from wafproxy.acl.model import EvalContext, Field, Oversize, Rule, Statement
 from wafproxy.request import WafRequest
 
 Clause = frozenset[int]
@@ -114,16 +114,6 @@ def build_quiet_plan(rules: tuple[Rule, ...], top: Prefilter | None) -> QuietPla
     ):
         return None
     return QuietPlan(merge(atoms), tuple(planned))
-
-
-def never_decides(group: RuleGroup, rules: tuple[Rule, ...]) -> bool:
-    """Whether these rules of the group, walked by the group, can end no evaluation (none is
-    terminating and the group has no scope-down): then they may be walked in the web ACL's
-    own walk instead, their matches naming the group (engine._walk)."""
-    return group.scope_down is None and all(
-        rule.group is None and rule.action is not None and not rule.action.terminating
-        for rule in rules
-    )
 
 
 def _rule_parts(rule: Rule) -> list[_Part] | None:
