@@ -100,14 +100,16 @@ def wafproxy_cmd() -> list[str]:
 
 
 def empty_acl_file(ctx: Context) -> Path:
-    path = ctx.work_dir / "empty-acl.yaml"
-    path.write_text(yaml.safe_dump(EMPTY_ACL, sort_keys=False), encoding="utf-8")
-    return path
+    return acl_file(ctx, "empty-acl.yaml", EMPTY_ACL)
 
 
 def body_scan_acl_file(ctx: Context) -> Path:
-    path = ctx.work_dir / "body-scan-acl.yaml"
-    path.write_text(yaml.safe_dump(body_scan_acl(), sort_keys=False), encoding="utf-8")
+    return acl_file(ctx, "body-scan-acl.yaml", body_scan_acl())
+
+
+def acl_file(ctx: Context, name: str, acl: dict[str, object]) -> Path:
+    path = ctx.work_dir / name
+    path.write_text(yaml.safe_dump(acl, sort_keys=False), encoding="utf-8")
     return path
 
 
