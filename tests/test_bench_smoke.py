@@ -137,6 +137,10 @@ def test_instructions_child_evaluates_a_shape() -> None:
     for shape, kind in runs:
         done = run_script("instructions.py", "--child", shape, "3", "measure", kind)
         assert done.returncode == 0, done.stderr
+    pressed = run_script(
+        "instructions.py", "--child", "R1", "3", "idle", "warm", "--pressure", "64"
+    )
+    assert pressed.returncode == 0, pressed.stderr
 
 
 @pytest.mark.slow
