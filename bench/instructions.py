@@ -58,6 +58,8 @@ def main() -> None:
     )  # fmt: skip
     parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.pressure < 0:
+        parser.error("--pressure: a number of KB, 0 or more")
     if args.child:
         shape, evaluations, measure, kind = args.child
         evaluate_shape(shape, int(evaluations), measure == "measure", kind, args.pressure)
