@@ -11,7 +11,7 @@ insert, and memory stays bounded whatever the traffic.
 from __future__ import annotations
 
 import weakref
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Generic, TypeVar
 
 V = TypeVar("V")
@@ -38,7 +38,7 @@ class Memo(Generic[V]):
     def put(self, key: str, value: V) -> None:
         """Remember one pair (not when the key is over MAX_VALUE)."""
         if len(key) <= MAX_VALUE:
-            _spend(2 * len(key) + ENTRY_OVERHEAD)
+            _spend(len(key), 1)
             self.table[key] = value
 
     def put_all(self, keys: Sequence[str], values: Sequence[V]) -> None:
@@ -50,25 +50,24 @@ class Memo(Generic[V]):
         sizes = list(map(len, keys))
         if not sizes:
             return
-        pairs: Iterable[tuple[str, V]]
         if max(sizes) <= MAX_VALUE:  # every key short: without a Python step per pair
-            added = 2 * sum(sizes) + ENTRY_OVERHEAD * len(sizes)
-            pairs = zip(keys, values, strict=True)
-        else:
-            pairs = [
-                pair
-                for pair, size in zip(zip(keys, values, strict=True), sizes, strict=True)
-                if size <= MAX_VALUE
-            ]
-            added = sum(2 * len(key) + ENTRY_OVERHEAD for key, _ in pairs)
-        _spend(added)
-        self.table.update(pairs)
+            _spend(sum(sizes), len(sizes))
+            self.table.update(zip(keys, values, strict=True))
+            return
+        kept = [
+            pair
+            for pair, size in zip(zip(keys, values, strict=True), sizes, strict=True)
+            if size <= MAX_VALUE
+        ]
+        _spend(sum(len(key) for key, _ in kept), len(kept))
+        self.table.update(kept)
 
 
-def _spend(added: int) -> None:
-    """``added`` bytes more in the tables: every table is forgotten first if that would pass
-    the budget."""
+def _spend(characters: int, entries: int) -> None:
+    """``entries`` more pairs whose keys hold ``characters`` in the tables (each key counted
+    twice, for its answer): every table is forgotten first if that would pass the budget."""
     global _spent
+    added = 2 * characters + ENTRY_OVERHEAD * entries
     if _spent + added > BUDGET:
         clear_all()
     _spent += added
