@@ -3,11 +3,13 @@
 Why: wafproxy's own edge (aiohttp's server, the request id, metrics, the decision log, routes)
 costs about as much per request as the bare aiohttp proxy it is compared with, so every
 microsecond of the engine shows up in the ratio. This script answers what the shipped rules would
-reach behind an edge that costs almost nothing: llhttp (httptools) parses the client's request
-on a plain asyncio protocol, the engine evaluates it exactly as the proxy does, and wafproxy's
-own upstream client (``upstream_http``) forwards it. It has none of the proxy's protections
-(limits, deadlines, metrics, routes, error handling beyond a 502): run it only on loopback, for
-``throughput.py`` (systems ``lean-empty``, ``lean-default``, ``lean-default-log``).
+reach behind an edge that costs almost nothing: wafproxy's lean HTTP/1.1 server
+(``wafproxy.http1``: llhttp on a plain asyncio protocol, with its head limits and deadlines)
+takes the client's request, the engine evaluates it exactly as the proxy does, and wafproxy's
+own upstream client (``upstream_http``) forwards it. It has none of the proxy's other work
+(routes, request ids, metrics, header rewriting, streaming, error handling beyond a 502): run it
+only on loopback, for ``throughput.py`` (systems ``lean-empty``, ``lean-default``,
+``lean-default-log``).
 ``--decision-log FILE`` adds the proxy's own decision log (one line per request, as wafproxy
 writes it), the one per-request cost of the proxy that an edge of any kind keeps.
 
@@ -19,9 +21,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+from collections.abc import AsyncIterator
 from pathlib import Path
 
-import httptools
 import uvloop
 
 from wafproxy.acl.compile import default_rule_files, load_rule_files
@@ -30,26 +32,23 @@ from wafproxy.acl.model import Verdict, WebAcl
 from wafproxy.config.model import Target
 from wafproxy.decisionlog import DecisionLog
 from wafproxy.decisionlog.config import DecisionLogConfig
+from wafproxy.http1 import Http1Server, Reply, Request, ServerLimits
 from wafproxy.request import Header, WafRequest
 from wafproxy.upstream_http import ConnectionPool, Timeouts, exchange
 
 HOP_BY_HOP = frozenset(
     {
-        b"connection", b"keep-alive", b"proxy-authenticate", b"proxy-authorization", b"te",
-        b"trailer", b"transfer-encoding", b"upgrade", b"content-length",
+        "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te",
+        "trailer", "transfer-encoding", "upgrade", "content-length",
     }
 )  # fmt: skip
-BLOCKED = b"HTTP/1.1 403 Forbidden\r\nContent-Length: 16\r\n\r\nRequest blocked\n"
-BAD_GATEWAY = (
-    b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 12\r\nConnection: close\r\n\r\nbad gateway\n"
-)
 
 
 class Body:
     def __init__(self, data: bytes) -> None:
         self.data = data
 
-    async def chunks(self):  # type: ignore[no-untyped-def]
+    async def chunks(self) -> AsyncIterator[bytes]:
         yield self.data
 
 
@@ -60,93 +59,34 @@ class Edge:
         self.pool = ConnectionPool(0, 5.0)
         self.log = log
 
-
-class ClientConnection(asyncio.Protocol):
-    def __init__(self, edge: Edge) -> None:
-        self.edge = edge
-        self.parser = httptools.HttpRequestParser(self)
-        self.transport: asyncio.Transport | None = None
-        self.queue: asyncio.Queue[tuple[bytes, list[tuple[bytes, bytes]], bytes, bool]] = (
-            asyncio.Queue()
-        )
-        self.url = b""
-        self.headers: list[tuple[bytes, bytes]] = []
-        self.body: list[bytes] = []
-        self.task: asyncio.Task[None] | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-        self.task = asyncio.get_running_loop().create_task(self.serve())
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if self.task is not None:
-            self.task.cancel()
-
-    def data_received(self, data: bytes) -> None:
-        try:
-            self.parser.feed_data(data)
-        except httptools.HttpParserError:
-            assert self.transport is not None
-            self.transport.close()
-
-    def on_url(self, url: bytes) -> None:
-        self.url += url
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self.headers.append((name, value))
-
-    def on_body(self, body: bytes) -> None:
-        self.body.append(body)
-
-    def on_message_complete(self) -> None:
-        item = (self.url, self.headers, b"".join(self.body), self.parser.should_keep_alive())
-        self.url, self.headers, self.body = b"", [], []
-        self.queue.put_nowait(item)
-
-    async def serve(self) -> None:
-        transport = self.transport
-        assert transport is not None
-        peer = transport.get_extra_info("peername")[0]
-        while True:
-            url, raw, body, keep_alive = await self.queue.get()
-            method = self.parser.get_method().decode("ascii")
-            response = await self.answer(method, url, raw, body, peer)
-            transport.write(response)
-            if not keep_alive:
-                transport.close()
-                return
-
-    async def answer(
-        self, method: str, url: bytes, raw: list[tuple[bytes, bytes]], body: bytes, peer: str
-    ) -> bytes:
-        target = url.decode("latin-1")
-        path, _, query = target.partition("?")
+    async def handle(self, request: Request, reply: Reply) -> None:
+        body = await request.body.read()
+        path, _, query = request.target.partition("?")
         headers: tuple[Header, ...] = tuple(
-            (name.decode("latin-1"), value.decode("latin-1")) for name, value in raw
+            (name.decode("latin-1"), value.decode("latin-1")) for name, value in request.raw_headers
         )
         wreq = WafRequest(
-            method=method,
+            method=request.method,
             uri_path=path,
             query_string=query,
             headers=headers,
             body=body,
             body_size=len(body),
-            client_ip=peer,
-            source_ip=peer,
+            client_ip=request.peer,
+            source_ip=request.peer,
         )
-        verdict = evaluate(self.edge.acl, wreq)
+        verdict = evaluate(self.acl, wreq)
         if verdict.blocked:
             self.record(wreq, verdict, 403)
-            return BLOCKED
-        forwarded = [
-            h for h, (name, _) in zip(headers, raw, strict=True) if name.lower() not in HOP_BY_HOP
-        ]
-        forwarded.append(("X-Forwarded-For", peer))
+            reply.send(403, [], b"Request blocked\n")
+            return
+        forwarded = [h for h in headers if h[0].lower() not in HOP_BY_HOP]
+        forwarded.append(("X-Forwarded-For", request.peer))
         if body:
             forwarded.append(("Content-Length", str(len(body))))
         try:
             upstream = await exchange(
-                self.edge.pool, self.edge.target, method, target, forwarded,
+                self.pool, self.target, request.method, request.target, forwarded,
                 Body(body) if body else None, Timeouts(5.0, 30.0, 60.0), True,
             )  # fmt: skip
             chunks = []
@@ -155,21 +95,20 @@ class ClientConnection(asyncio.Protocol):
             upstream.release()
         except (OSError, TimeoutError):
             self.record(wreq, verdict, 502)
-            return BAD_GATEWAY
+            reply.close_after()
+            reply.send(502, [], b"bad gateway\n")
+            return
         self.record(wreq, verdict, upstream.status)
-        content = b"".join(chunks)
-        lines = [b"HTTP/1.1 %d %s" % (upstream.status, upstream.reason.encode("latin-1"))]
-        lines += [
-            name + b": " + value
+        answer = [
+            (name.decode("latin-1"), value.decode("latin-1"))
             for name, value in upstream.raw_headers
-            if name.lower() not in HOP_BY_HOP
+            if name.decode("latin-1").lower() not in HOP_BY_HOP
         ]
-        lines.append(b"Content-Length: %d" % len(content))
-        return b"\r\n".join(lines) + b"\r\n\r\n" + content
+        reply.send(upstream.status, answer, b"".join(chunks), upstream.reason)
 
     def record(self, wreq: WafRequest, verdict: Verdict, status: int) -> None:
-        if self.edge.log is not None:
-            self.edge.log.record(wreq, verdict, acl=self.edge.acl.name, status=status)
+        if self.log is not None:
+            self.log.record(wreq, verdict, acl=self.acl.name, status=status)
 
 
 def load_acl(rules: Path | None) -> WebAcl:
@@ -184,7 +123,9 @@ async def serve(args: argparse.Namespace) -> None:
         log = DecisionLog(DecisionLogConfig(destination=str(args.decision_log)))
     edge = Edge(load_acl(args.rules), Target("http", host, int(port)), log)
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(lambda: ClientConnection(edge), args.host, args.port)
+    server = await loop.create_server(
+        Http1Server(edge.handle, ServerLimits()), args.host, args.port
+    )
     async with server:
         await server.serve_forever()
 

@@ -1,0 +1,260 @@
+"""The lean HTTP/1.1 server connection, over real loopback sockets: aiohttp's client for what is
+well formed, raw bytes for what a client library would not send."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import asynccontextmanager
+
+import aiohttp
+import pytest
+import uvloop
+
+from wafproxy.http1 import Connection, Handler, Http1Server, Reply, Request, ServerLimits
+
+SMALL = ServerLimits(
+    max_header_bytes=2048, max_headers=20, header_timeout=0.3, keepalive_timeout=0.6,
+    body_high_water=64 * 1024,
+)  # fmt: skip
+
+
+async def echo(request: Request, reply: Reply) -> None:
+    """Answers with what it saw; ``/stream`` answers in three written pieces."""
+    body = await request.body.read()
+    if request.target.startswith("/stream"):
+        await reply.start(200, [("Content-Type", "text/plain")], None)
+        for piece in (b"one ", b"two ", b"three"):
+            await reply.write(piece)
+        await reply.end()
+        return
+    if request.target.startswith("/fail"):
+        raise RuntimeError("a bug in the handler")
+    digest = hashlib.sha256(body).hexdigest().encode()
+    text = b"%s %s %d %s" % (request.method.encode(), request.target.encode(), len(body), digest)
+    reply.send(200, [("Content-Type", "text/plain"), ("X-Peer", request.peer)], text)
+
+
+@asynccontextmanager
+async def serving(
+    limits: ServerLimits = SMALL, handler: Handler = echo
+) -> AsyncIterator[tuple[int, list[str]]]:
+    """The port, and the reasons of the bad requests; ``bad`` also counts connections made."""
+    bad: list[str] = []
+    server = Http1Server(handler, limits, bad.append)
+
+    def connection() -> Connection:
+        bad.append("connection")
+        return server()
+
+    listener = await asyncio.get_running_loop().create_server(connection, "127.0.0.1", 0)
+    port = listener.sockets[0].getsockname()[1]
+    try:
+        yield port, bad
+    finally:
+        listener.close()
+        await server.shutdown(1.0)
+        await listener.wait_closed()
+
+
+async def exchange(port: int, data: bytes, wait: float = 2.0) -> bytes:
+    """Send raw bytes, read until the server closes (or ``wait`` passes)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(data)
+    out = b""
+    try:
+        async with asyncio.timeout(wait):
+            while chunk := await reader.read(65536):
+                out += chunk
+    except TimeoutError:
+        out += b"<still open>"
+    writer.close()
+    return out
+
+
+async def test_keep_alive_requests_with_and_without_bodies() -> None:
+    async with (
+        serving() as (port, made),
+        aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session,
+    ):
+        for _ in range(3):
+            async with session.get(f"http://127.0.0.1:{port}/a?b=c") as response:
+                assert response.status == 200
+                assert (await response.text()).startswith("GET /a?b=c 0 ")
+                assert response.headers["X-Peer"] == "127.0.0.1"
+        body = bytes(range(256)) * 4000  # over the high water mark: reading pauses and resumes
+        async with session.post(f"http://127.0.0.1:{port}/up", data=body) as response:
+            expected = f"POST /up {len(body)} {hashlib.sha256(body).hexdigest()}"
+            assert await response.text() == expected
+        assert made == ["connection"]  # one connection, kept alive
+
+
+async def test_chunked_request_body_and_streamed_answer() -> None:
+    async with serving() as (port, _):
+        raw = await exchange(
+            port,
+            b"POST /x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n"
+            b"Connection: close\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n",
+        )
+        assert raw.startswith(b"HTTP/1.1 200 OK\r\n")
+        assert raw.endswith(b"POST /x 11 " + hashlib.sha256(b"hello world").hexdigest().encode())
+        raw = await exchange(port, b"GET /stream HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+        head, _, body = raw.partition(b"\r\n\r\n")
+        assert b"Transfer-Encoding: chunked" in head and b"Connection: close" in head
+        assert body == b"4\r\none \r\n4\r\ntwo \r\n5\r\nthree\r\n0\r\n\r\n"
+
+
+async def test_pipelined_requests_are_answered_in_order() -> None:
+    async with serving() as (port, _):
+        raw = await exchange(
+            port,
+            b"GET /1 HTTP/1.1\r\nHost: a\r\n\r\nGET /2 HTTP/1.1\r\nHost: a\r\n\r\n"
+            b"GET /3 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+        )
+        bodies = [part.split(b" ")[1] for part in raw.split(b"\r\n\r\n")[1:]]
+        assert bodies == [b"/1", b"/2", b"/3"]
+
+
+async def test_http10_closes_unless_kept_alive_and_head_gets_no_body() -> None:
+    async with serving() as (port, _):
+        raw = await exchange(port, b"GET /old HTTP/1.0\r\n\r\n")
+        assert raw.startswith(b"HTTP/1.1 200 OK") and b"Connection: close" in raw
+        assert not raw.endswith(b"<still open>")
+        raw = await exchange(port, b"GET /old HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", 0.3)
+        assert b"Connection: keep-alive" in raw and raw.endswith(b"<still open>")
+        raw = await exchange(port, b"HEAD /h HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+        head, _, body = raw.partition(b"\r\n\r\n")
+        assert b"Content-Length: " in head and body == b""
+
+
+TOO_LARGE = "header_too_large"
+EMPTY_DIGEST = hashlib.sha256(b"").hexdigest().encode()
+BOTH = b"POST / HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n"
+TWO_LENGTHS = b"POST / HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd"
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "status", "reason"),
+    [
+        (
+            b"GET / HTTP/1.1\r\nHost: a\r\nX-Big: " + b"a" * 3000 + b"\r\n\r\n",
+            431,
+            "header_too_large",
+        ),
+        (b"GET /" + b"a" * 3000 + b" HTTP/1.1\r\nHost: a\r\n\r\n", 431, "header_too_large"),
+        (b"GET / HTTP/1.1\r\n" + b"X-N: 1\r\n" * 21 + b"\r\n", 431, "header_too_large"),
+        (b"GET / HTTP/1.1\r\nHost a\r\n\r\n", 400, "malformed"),
+        (b"G(T / HTTP/1.1\r\nHost: a\r\n\r\n", 400, "malformed"),
+        (
+            b"POST / HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
+            400,
+            "malformed",
+        ),
+        (
+            b"POST / HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd",
+            400,
+            "malformed",
+        ),
+    ],
+    ids=["header", "url", "count", "no-colon", "method", "cl-and-te", "two-lengths"],
+)
+async def test_unparsable_heads_are_refused_and_closed(
+    request_bytes: bytes, status: int, reason: str
+) -> None:
+    async with serving() as (port, bad):
+        raw = await exchange(port, request_bytes)
+        assert raw.startswith(b"HTTP/1.1 %d " % status)
+        assert b"Connection: close" in raw and not raw.endswith(b"<still open>")
+        assert bad == ["connection", reason]
+
+
+async def test_requests_before_a_bad_one_are_answered_first() -> None:
+    async with serving() as (port, bad):
+        raw = await exchange(
+            port, b"GET /1 HTTP/1.1\r\nHost: a\r\n\r\nGET /2 HTTP/1.1\r\nHost a\r\n\r\n"
+        )
+        first, second = raw.split(b"HTTP/1.1 ")[1:]
+        assert first.startswith(b"200 ") and first.endswith(b"GET /1 0 " + EMPTY_DIGEST)
+        assert second.startswith(b"400 ") and b"Connection: close" in second
+        assert bad == ["connection", "malformed"]
+
+
+async def test_a_body_left_unread_ends_the_connection() -> None:
+    async def ignore_body(request: Request, reply: Reply) -> None:
+        reply.send(200, [], b"ok")
+
+    async with serving(handler=ignore_body) as (port, _):
+        raw = await exchange(
+            port, b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nab", wait=0.3
+        )  # closed at once, not after keepalive_timeout
+        assert raw.startswith(b"HTTP/1.1 200 ") and not raw.endswith(b"<still open>")
+
+
+async def test_slow_heads_and_idle_connections_are_closed() -> None:
+    async with serving() as (port, bad):
+        started = asyncio.get_running_loop().time()
+        raw = await exchange(port, b"GET / HTTP/1.1\r\nHost: a\r\n", wait=3.0)
+        assert raw == b"" and asyncio.get_running_loop().time() - started < 1.5
+        assert bad == ["connection", "timeout"]
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+        await reader.readuntil(b" 0 ")
+        await reader.read(64)
+        async with asyncio.timeout(3.0):
+            assert await reader.read() == b""  # closed after keepalive_timeout of silence
+        writer.close()
+
+
+async def test_a_failing_handler_gets_a_500_and_the_connection_closes() -> None:
+    async with serving() as (port, _):
+        raw = await exchange(port, b"GET /fail HTTP/1.1\r\nHost: a\r\n\r\n")
+        assert raw.startswith(b"HTTP/1.1 500 ") and not raw.endswith(b"<still open>")
+
+
+async def test_an_upgrade_hands_the_connection_over() -> None:
+    async def upgrade(request: Request, reply: Reply) -> None:
+        assert request.upgrade
+        reply.send(101, [("Upgrade", "echo"), ("Connection", "Upgrade")], b"")
+        transport, tail = reply.detach()
+        transport.write(b"tail=" + tail)
+        transport.close()
+
+    async with serving(handler=upgrade) as (port, _):
+        raw = await exchange(
+            port, b"GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\nxyz"
+        )
+        assert raw.startswith(b"HTTP/1.1 101 ")
+        assert raw.endswith(b"\r\n\r\ntail=xyz")
+
+
+@pytest.mark.parametrize(
+    "scenario",
+    [
+        test_keep_alive_requests_with_and_without_bodies,
+        test_chunked_request_body_and_streamed_answer,
+        test_pipelined_requests_are_answered_in_order,
+        test_requests_before_a_bad_one_are_answered_first,
+        test_a_body_left_unread_ends_the_connection,
+        test_http10_closes_unless_kept_alive_and_head_gets_no_body,
+        lambda: test_unparsable_heads_are_refused_and_closed(BOTH, 400, "malformed"),
+        test_slow_heads_and_idle_connections_are_closed,
+        test_a_failing_handler_gets_a_500_and_the_connection_closes,
+        test_an_upgrade_hands_the_connection_over,
+    ],
+    ids=[
+        "keep-alive",
+        "chunked",
+        "pipelined",
+        "bad-after-good",
+        "unread-body",
+        "http10",
+        "refused",
+        "deadlines",
+        "500",
+        "upgrade",
+    ],
+)
+def test_on_uvloop(scenario: Callable[[], Coroutine[None, None, None]]) -> None:
+    """The same on uvloop, which the proxy serves on (its transports are not asyncio's)."""
+    uvloop.run(scenario())
