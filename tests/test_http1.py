@@ -169,6 +169,19 @@ async def test_unparsable_heads_are_refused_and_closed(
         assert bad == ["connection", reason]
 
 
+async def test_pipelined_bodies_over_the_high_water_mark_are_all_read() -> None:
+    """Reading pauses while the queued requests' bodies together exceed the mark, and resumes
+    as the handler reads them."""
+    body = b"x" * 40_000
+    one = b"POST /p HTTP/1.1\r\nHost: a\r\nContent-Length: 40000\r\n\r\n" + body
+    async with serving() as (port, _):
+        raw = await exchange(port, one * 4 + b"GET /end HTTP/1.1\r\nConnection: close\r\n\r\n")
+        digest = hashlib.sha256(body).hexdigest().encode()
+        assert raw.count(b"POST /p 40000 " + digest) == 4 and raw.endswith(
+            b"GET /end 0 " + EMPTY_DIGEST
+        )
+
+
 async def test_requests_before_a_bad_one_are_answered_first() -> None:
     async with serving() as (port, bad):
         raw = await exchange(
@@ -234,6 +247,7 @@ async def test_an_upgrade_hands_the_connection_over() -> None:
         test_keep_alive_requests_with_and_without_bodies,
         test_chunked_request_body_and_streamed_answer,
         test_pipelined_requests_are_answered_in_order,
+        test_pipelined_bodies_over_the_high_water_mark_are_all_read,
         test_requests_before_a_bad_one_are_answered_first,
         test_a_body_left_unread_ends_the_connection,
         test_http10_closes_unless_kept_alive_and_head_gets_no_body,
@@ -246,6 +260,7 @@ async def test_an_upgrade_hands_the_connection_over() -> None:
         "keep-alive",
         "chunked",
         "pipelined",
+        "pipelined-bodies",
         "bad-after-good",
         "unread-body",
         "http10",

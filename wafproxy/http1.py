@@ -56,11 +56,9 @@ class Body:
         self.expected = expected
         """The Content-Length, None for a chunked body."""
         self._chunks: deque[bytes] = deque()
-        self._buffered = 0
         self._done = expected == 0
         self._error: BaseException | None = None
         self._waiter: asyncio.Future[None] | None = None
-        self._discard = False
 
     @property
     def complete(self) -> bool:
@@ -96,16 +94,12 @@ class Body:
         if 0 <= limit < len(data):
             self._chunks.appendleft(data[limit:])
             data = data[:limit]
-        self._buffered -= len(data)
-        self._conn.body_drained(self._buffered)
+        self._conn.buffered(-len(data))
         return data
 
     def feed(self, data: bytes) -> None:
-        if self._discard:
-            return
         self._chunks.append(data)
-        self._buffered += len(data)
-        self._conn.body_buffered(self._buffered)
+        self._conn.buffered(len(data))
         self._wake()
 
     def finish(self) -> None:
@@ -116,13 +110,6 @@ class Body:
         if not self._done:
             self._error = exc
             self._wake()
-
-    def discard(self) -> None:
-        """The handler is done with the body: what is left is dropped as it arrives."""
-        self._discard = True
-        self._chunks.clear()
-        self._buffered = 0
-        self._conn.body_drained(0)
 
     def _wake(self) -> None:
         if self._waiter is not None and not self._waiter.done():
@@ -253,6 +240,7 @@ class Connection(asyncio.Protocol):
         """When the head being waited for is late (None: not waiting for a head)."""
         self.idle_since: float | None = None
         self._paused = False
+        self._body_bytes = 0
         self._closing = False
         self._refusing = False
         """Bytes did not parse: what was queued before them is answered, then the end."""
@@ -458,12 +446,16 @@ class Connection(asyncio.Protocol):
             finally:
                 self._drain_waiter = None
 
-    def body_buffered(self, size: int) -> None:
-        if size > self.limits.body_high_water:
+    def buffered(self, change: int) -> None:
+        """Body bytes held for this connection's requests (pipelined ones included): reading
+        pauses above the high water mark and resumes below half of it."""
+        self._body_bytes += change
+        if self._body_bytes > self.limits.body_high_water:
             self._pause()
-
-    def body_drained(self, size: int) -> None:
-        if size <= self.limits.body_high_water // 2 and len(self._queue) <= MAX_PIPELINED:
+        elif (
+            self._body_bytes <= self.limits.body_high_water // 2
+            and len(self._queue) <= MAX_PIPELINED
+        ):
             self._resume()
 
     def detach(self) -> tuple[asyncio.Transport, bytes]:
