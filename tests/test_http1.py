@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import io
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 
@@ -83,8 +84,10 @@ async def test_keep_alive_requests_with_and_without_bodies() -> None:
                 assert response.status == 200
                 assert (await response.text()).startswith("GET /a?b=c 0 ")
                 assert response.headers["X-Peer"] == "127.0.0.1"
-        body = bytes(range(256)) * 4000  # over the high water mark: reading pauses and resumes
-        async with session.post(f"http://127.0.0.1:{port}/up", data=body) as response:
+        body = bytes(range(256)) * 65536  # 16 MB: more than the socket buffers hold, so reading
+        # pauses above the high water mark and must resume as the handler reads
+        upload = aiohttp.BytesIOPayload(io.BytesIO(body))
+        async with session.post(f"http://127.0.0.1:{port}/up", data=upload) as response:
             expected = f"POST /up {len(body)} {hashlib.sha256(body).hexdigest()}"
             assert await response.text() == expected
         assert made == ["connection"]  # one connection, kept alive
