@@ -287,8 +287,10 @@ class Connection(asyncio.Protocol):
             self._tail = data[upgrade.args[0] :] if upgrade.args else b""
             self._detached = True
         except httptools.HttpParserCallbackError as exc:
-            cause = exc.__context__
-            self._refuse(431 if isinstance(cause, _HeadTooLarge) else 400, "header_too_large")
+            if isinstance(exc.__context__, _HeadTooLarge):
+                self._refuse(431, "header_too_large")
+            else:
+                self._refuse(400, "malformed")
         except httptools.HttpParserError:
             self._refuse(400, "malformed")
 
