@@ -228,6 +228,15 @@ async def test_a_failing_handler_gets_a_500_and_the_connection_closes() -> None:
         assert raw.startswith(b"HTTP/1.1 500 ") and not raw.endswith(b"<still open>")
 
 
+async def test_a_header_that_would_split_the_head_is_never_sent() -> None:
+    async def inject(request: Request, reply: Reply) -> None:
+        reply.send(200, [("X-Echo", "a\r\nSet-Cookie: stolen=1")], b"ok")
+
+    async with serving(handler=inject) as (port, _):
+        raw = await exchange(port, b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+        assert raw.startswith(b"HTTP/1.1 500 ") and b"stolen" not in raw
+
+
 async def test_an_upgrade_hands_the_connection_over() -> None:
     async def upgrade(request: Request, reply: Reply) -> None:
         assert request.upgrade

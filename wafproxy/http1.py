@@ -195,10 +195,16 @@ class Reply:
             lines.append("Connection: close")
         elif self._http10:
             lines.append("Connection: keep-alive")
-        text = "\r\n".join(lines)
-        if text.count("\n") != len(lines) - 1 or text.count("\r") != len(lines) - 1:
-            raise ValueError("a header name or value contains CR or LF")
-        return (text + "\r\n\r\n").encode("utf-8", "surrogateescape")
+        return encode_head(lines)
+
+
+def encode_head(lines: Sequence[str]) -> bytes:
+    """A message head from its start line and header lines; ValueError if a line holds a CR or
+    LF (a header would split the head: request smuggling, response splitting)."""
+    text = "\r\n".join(lines)
+    if text.count("\n") != len(lines) - 1 or text.count("\r") != len(lines) - 1:
+        raise ValueError("a header name or value contains CR or LF")
+    return (text + "\r\n\r\n").encode("utf-8", "surrogateescape")
 
 
 def _bodiless(status: int) -> bool:

@@ -24,6 +24,7 @@ from typing import Protocol, cast
 import httptools
 
 from wafproxy.config.model import Target
+from wafproxy.http1 import encode_head
 from wafproxy.request import Header
 
 HIGH_WATER = 256 * 1024
@@ -377,10 +378,7 @@ def request_head(method: str, target: str, headers: Sequence[Header], chunked: b
     lines.extend([f"{name}: {value}" for name, value in headers])
     if chunked:
         lines.append("Transfer-Encoding: chunked")
-    text = "\r\n".join(lines)
-    if text.count("\n") != len(lines) - 1 or text.count("\r") != len(lines) - 1:
-        raise ValueError("a header name or value contains CR or LF")
-    return (text + "\r\n\r\n").encode("utf-8", "surrogateescape")
+    return encode_head(lines)
 
 
 async def exchange(
