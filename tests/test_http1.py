@@ -6,11 +6,13 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import io
+import ssl
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 
 import aiohttp
 import pytest
+import trustme
 import uvloop
 
 from wafproxy.http1 import Connection, Handler, Http1Server, Reply, Request, ServerLimits
@@ -34,12 +36,13 @@ async def echo(request: Request, reply: Reply) -> None:
         raise RuntimeError("a bug in the handler")
     digest = hashlib.sha256(body).hexdigest().encode()
     text = b"%s %s %d %s" % (request.method.encode(), request.target.encode(), len(body), digest)
-    reply.send(200, [("Content-Type", "text/plain"), ("X-Peer", request.peer)], text)
+    seen = [("X-Peer", request.peer), ("X-Scheme", request.scheme)]
+    reply.send(200, [("Content-Type", "text/plain"), *seen], text)
 
 
 @asynccontextmanager
 async def serving(
-    limits: ServerLimits = SMALL, handler: Handler = echo
+    limits: ServerLimits = SMALL, handler: Handler = echo, tls: ssl.SSLContext | None = None
 ) -> AsyncIterator[tuple[int, list[str]]]:
     """The port, and the reasons of the bad requests; ``bad`` also counts connections made."""
     bad: list[str] = []
@@ -49,7 +52,8 @@ async def serving(
         bad.append("connection")
         return server()
 
-    listener = await asyncio.get_running_loop().create_server(connection, "127.0.0.1", 0)
+    loop = asyncio.get_running_loop()
+    listener = await loop.create_server(connection, "127.0.0.1", 0, ssl=tls)
     port = listener.sockets[0].getsockname()[1]
     try:
         yield port, bad
@@ -84,6 +88,7 @@ async def test_keep_alive_requests_with_and_without_bodies() -> None:
                 assert response.status == 200
                 assert (await response.text()).startswith("GET /a?b=c 0 ")
                 assert response.headers["X-Peer"] == "127.0.0.1"
+                assert response.headers["X-Scheme"] == "http"
         body = bytes(range(256)) * 65536  # 16 MB: more than the socket buffers hold, so reading
         # pauses above the high water mark and must resume as the handler reads
         upload = aiohttp.BytesIOPayload(io.BytesIO(body))
@@ -228,6 +233,39 @@ async def test_a_failing_handler_gets_a_500_and_the_connection_closes() -> None:
         assert raw.startswith(b"HTTP/1.1 500 ") and not raw.endswith(b"<still open>")
 
 
+async def test_expect_100_continue_is_answered_when_the_body_is_read() -> None:
+    async def ignore_body(request: Request, reply: Reply) -> None:
+        reply.send(403, [], b"no")
+
+    head = b"POST /e HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n"
+    async with serving() as (port, _):
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(head)
+        async with asyncio.timeout(2):
+            assert await reader.readuntil(b"\r\n\r\n") == b"HTTP/1.1 100 Continue\r\n\r\n"
+            writer.write(b"hello")
+            assert (await reader.readuntil(b"\r\n\r\n")).startswith(b"HTTP/1.1 200 ")
+        writer.close()
+    async with serving(handler=ignore_body) as (port, _):
+        raw = await exchange(port, head)  # answered without a 100: the body is never sent
+        assert raw.startswith(b"HTTP/1.1 403 ") and b"100 Continue" not in raw
+
+
+async def test_a_tls_listener_says_https() -> None:
+    ca = trustme.CA()
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("localhost").configure_cert(server_context)
+    client_context = ssl.create_default_context()
+    ca.configure_trust(client_context)
+    async with (
+        serving(tls=server_context) as (port, _),
+        aiohttp.ClientSession() as session,
+        session.get(f"https://localhost:{port}/s", ssl=client_context) as response,
+    ):
+        assert response.headers["X-Scheme"] == "https"
+        assert (await response.text()).startswith("GET /s 0 ")
+
+
 async def test_a_header_that_would_split_the_head_is_never_sent() -> None:
     async def inject(request: Request, reply: Reply) -> None:
         reply.send(200, [("X-Echo", "a\r\nSet-Cookie: stolen=1")], b"ok")
@@ -262,6 +300,8 @@ async def test_an_upgrade_hands_the_connection_over() -> None:
         test_pipelined_bodies_over_the_high_water_mark_are_all_read,
         test_requests_before_a_bad_one_are_answered_first,
         test_a_body_left_unread_ends_the_connection,
+        test_expect_100_continue_is_answered_when_the_body_is_read,
+        test_a_tls_listener_says_https,
         test_http10_closes_unless_kept_alive_and_head_gets_no_body,
         lambda: test_unparsable_heads_are_refused_and_closed(BOTH, 400, "malformed"),
         test_slow_heads_and_idle_connections_are_closed,
@@ -275,6 +315,8 @@ async def test_an_upgrade_hands_the_connection_over() -> None:
         "pipelined-bodies",
         "bad-after-good",
         "unread-body",
+        "expect-100",
+        "tls",
         "http10",
         "refused",
         "deadlines",

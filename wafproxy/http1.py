@@ -52,10 +52,15 @@ class Body:
     """A request body as it arrives. ``read`` and ``chunks`` wait for bytes; the connection
     pauses reading while more than the high water mark is buffered."""
 
-    def __init__(self, conn: Connection, expected: int | None) -> None:
+    def __init__(
+        self, conn: Connection, expected: int | None, continue_first: bool = False
+    ) -> None:
         self._conn = conn
         self.expected = expected
         """The Content-Length, None for a chunked body."""
+        self._continue = continue_first and expected != 0
+        """``Expect: 100-continue``: the client waits for a 100 before it sends the body, which
+        goes out on the first read (a request answered without reading its body gets none)."""
         self._chunks: deque[bytes] = deque()
         self._done = expected == 0
         self._error: BaseException | None = None
@@ -81,6 +86,9 @@ class Body:
             yield data
 
     async def _next(self, limit: int) -> bytes:
+        if self._continue:
+            self._continue = False
+            self._conn.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         while not self._chunks:
             if self._error is not None:
                 raise self._error
@@ -128,6 +136,8 @@ class Request:
     keep_alive: bool
     upgrade: bool
     peer: str
+    scheme: str
+    """"https" on a TLS listener, else "http"."""
     body: Body
 
 
@@ -232,6 +242,7 @@ class Connection(asyncio.Protocol):
         self.limits = server.limits
         self.transport: asyncio.Transport | None = None
         self.peer = ""
+        self.scheme = "http"
         self._parser = httptools.HttpRequestParser(self)
         self._queue: deque[Request] = deque()
         self._wakeup: asyncio.Future[None] | None = None
@@ -263,6 +274,7 @@ class Connection(asyncio.Protocol):
         self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
         peer = self.transport.get_extra_info("peername")
         self.peer = peer[0] if isinstance(peer, tuple) else ""
+        self.scheme = "https" if self.transport.get_extra_info("sslcontext") else "http"
         self.deadline = self.loop.time() + self.limits.header_timeout
         self.server.connections.add(self)
         self._task = self.loop.create_task(self._serve())
@@ -331,13 +343,16 @@ class Connection(asyncio.Protocol):
         parser = self._parser
         expected = None
         chunked = False
+        continue_first = False
         for name, value in self._headers:
             lowered = name.lower()
             if lowered == b"content-length":
                 expected = int(value)
             elif lowered == b"transfer-encoding":
                 chunked = True
-        body = Body(self, None if chunked else (expected or 0))
+            elif lowered == b"expect" and value.lower() == b"100-continue":
+                continue_first = parser.get_http_version() == "1.1"
+        body = Body(self, None if chunked else (expected or 0), continue_first)
         request = Request(
             method=parser.get_method().decode("ascii"),
             target=self._url.decode("utf-8", "surrogateescape"),
@@ -346,6 +361,7 @@ class Connection(asyncio.Protocol):
             keep_alive=parser.should_keep_alive(),
             upgrade=parser.should_upgrade(),
             peer=self.peer,
+            scheme=self.scheme,
             body=body,
         )
         self.deadline = None
