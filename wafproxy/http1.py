@@ -48,6 +48,11 @@ class _HeadTooLarge(Exception):
     pass
 
 
+class MalformedBody(Exception):
+    """The request body broke its framing (a bad chunk size, say): raised by its reader. A
+    handler that lets it through gets the client a 400."""
+
+
 class Body:
     """A request body as it arrives. ``read`` and ``chunks`` wait for bytes; the connection
     pauses reading while more than the high water mark is buffered."""
@@ -341,6 +346,8 @@ class Connection(asyncio.Protocol):
 
     def on_headers_complete(self) -> None:
         parser = self._parser
+        if parser.get_http_version() not in ("1.0", "1.1"):
+            raise ValueError("not HTTP/1.x")  # llhttp takes "GET /" as HTTP/0.9
         expected = None
         chunked = False
         continue_first = False
@@ -415,6 +422,11 @@ class Connection(asyncio.Protocol):
         self._busy = True
         try:
             await self.server.handler(request, reply)
+        except MalformedBody:
+            if not reply.started:
+                reply.close_after()
+                reply.send(400, [("Content-Type", "text/plain")], b"400 Bad Request\n")
+            return False
         except Exception:
             log.exception("unhandled error serving %s %s", request.method, request.target[:200])
             if not reply.started:
@@ -434,7 +446,7 @@ class Connection(asyncio.Protocol):
         handler answers)."""
         self.server.on_bad_request(reason)
         if self._current is not None:
-            self._current.body.fail(ConnectionResetError("malformed request body"))
+            self._current.body.fail(MalformedBody("the request body does not parse"))
         else:
             self._refusal = status
         self._current = None
