@@ -34,7 +34,13 @@ from wafproxy.decisionlog import DecisionLog
 from wafproxy.decisionlog.config import DecisionLogConfig
 from wafproxy.http1 import Http1Server, Reply, Request, ServerLimits
 from wafproxy.request import Header, WafRequest
-from wafproxy.upstream_http import ConnectionPool, Timeouts, exchange
+from wafproxy.upstream_http import (
+    ConnectFailed,
+    ConnectionPool,
+    Timeouts,
+    UpstreamProtocolError,
+    exchange,
+)
 
 HOP_BY_HOP = frozenset(
     {
@@ -93,7 +99,7 @@ class Edge:
             while chunk := await upstream.readany():
                 chunks.append(chunk)
             upstream.release()
-        except (OSError, TimeoutError):
+        except (OSError, TimeoutError, ConnectFailed, UpstreamProtocolError):
             self.record(wreq, verdict, 502)
             reply.close_after()
             reply.send(502, [], b"bad gateway\n")
