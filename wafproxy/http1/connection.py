@@ -1,133 +1,29 @@
-"""A lean HTTP/1.1 server connection: llhttp (httptools) parses, one task per connection
-serves its requests in order, a ``Reply`` writes the answer.
-
-Why: behind aiohttp's server the proxy's own edge costs about as much per request as the whole
-bare proxy it is measured against. On a plain protocol with llhttp a hello-world answer costs a
-quarter of what it costs on aiohttp's low-level server, and a proxy hop with wafproxy's upstream
-client half of wafproxy's (bench/RESULTS.md, 2026-11-30 05:50). This module is that protocol with
-what a public listener needs: limits on the request head (431), a deadline for the head and an
-idle limit between requests (one sweep per server, not a timer per request), 400 for what does
-not parse, bodies with bounded buffering (reading pauses above ``body_high_water``), pipelined
-requests answered in order, and upgrades handed over with their transport.
-"""
+"""One client connection: llhttp parses its requests, one task serves them in order."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from http import HTTPStatus
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 import httptools
 
-log = logging.getLogger("wafproxy")
+from wafproxy.http1.body import Body, MalformedBody
+from wafproxy.http1.reply import Reply, phrase
 
-Header = tuple[str, str]
+if TYPE_CHECKING:
+    from wafproxy.http1.server import Http1Server
+
+log = logging.getLogger("wafproxy")
 MAX_PIPELINED = 16
 """Parsed requests waiting behind the one being served before reading pauses."""
 
 
-@dataclass(frozen=True)
-class ServerLimits:
-    max_header_bytes: int = 16 * 1024
-    """Request line plus every header name and value (a bigger head gets a 431)."""
-    max_headers: int = 100
-    header_timeout: float = 10.0
-    """Seconds from a connection or a request's first byte until its head has arrived."""
-    keepalive_timeout: float = 75.0
-    """Seconds a connection may sit idle between requests."""
-    body_high_water: int = 256 * 1024
-    """Body bytes buffered before reading from the client pauses."""
-
-
 class _HeadTooLarge(Exception):
     pass
-
-
-class MalformedBody(Exception):
-    """The request body broke its framing (a bad chunk size, say): raised by its reader. A
-    handler that lets it through gets the client a 400."""
-
-
-class Body:
-    """A request body as it arrives. ``read`` and ``chunks`` wait for bytes; the connection
-    pauses reading while more than the high water mark is buffered."""
-
-    def __init__(
-        self, conn: Connection, expected: int | None, continue_first: bool = False
-    ) -> None:
-        self._conn = conn
-        self.expected = expected
-        """The Content-Length, None for a chunked body."""
-        self._continue = continue_first and expected != 0
-        """``Expect: 100-continue``: the client waits for a 100 before it sends the body, which
-        goes out on the first read (a request answered without reading its body gets none)."""
-        self._chunks: deque[bytes] = deque()
-        self._done = expected == 0
-        self._error: BaseException | None = None
-        self._waiter: asyncio.Future[None] | None = None
-
-    @property
-    def complete(self) -> bool:
-        """Every byte has arrived and been read."""
-        return self._done and not self._chunks
-
-    async def read(self, limit: int = -1) -> bytes:
-        """Up to ``limit`` bytes (all when negative) or fewer at the end; b"" once consumed."""
-        out = bytearray()
-        while limit < 0 or len(out) < limit:
-            data = await self._next(-1 if limit < 0 else limit - len(out))
-            if not data:
-                break
-            out += data
-        return bytes(out)
-
-    async def chunks(self) -> AsyncIterator[bytes]:
-        while data := await self._next(-1):
-            yield data
-
-    async def _next(self, limit: int) -> bytes:
-        if self._continue:
-            self._continue = False
-            self._conn.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-        while not self._chunks:
-            if self._error is not None:
-                raise self._error
-            if self._done:
-                return b""
-            self._waiter = self._conn.loop.create_future()
-            try:
-                await self._waiter
-            finally:
-                self._waiter = None
-        data = self._chunks.popleft()
-        if 0 <= limit < len(data):
-            self._chunks.appendleft(data[limit:])
-            data = data[:limit]
-        self._conn.buffered(-len(data))
-        return data
-
-    def feed(self, data: bytes) -> None:
-        self._chunks.append(data)
-        self._conn.buffered(len(data))
-        self._wake()
-
-    def finish(self) -> None:
-        self._done = True
-        self._wake()
-
-    def fail(self, exc: BaseException) -> None:
-        if not self._done:
-            self._error = exc
-            self._wake()
-
-    def _wake(self) -> None:
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_result(None)
 
 
 @dataclass(eq=False)
@@ -144,98 +40,6 @@ class Request:
     scheme: str
     """"https" on a TLS listener, else "http"."""
     body: Body
-
-
-class Reply:
-    """The answer to one request: ``send`` a whole response, or ``start`` / ``write`` / ``end``
-    a streamed one (Content-Length when given, else chunked on HTTP/1.1)."""
-
-    def __init__(self, conn: Connection, request: Request) -> None:
-        self._conn = conn
-        self._head_only = request.method == "HEAD"
-        self.keep_alive = request.keep_alive
-        """False once the connection is to close after this answer."""
-        self.started = False
-        self.finished = False
-        self._chunked = False
-        self._http10 = request.version == "HTTP/1.0"
-        self.detached = False
-
-    def send(self, status: int, headers: Sequence[Header], body: bytes, reason: str = "") -> None:
-        """The whole response in one write (Content-Length is set here)."""
-        head = self._head(status, reason, headers, len(body))
-        self._conn.write(head if self._head_only or _bodiless(status) else head + body)
-        self.started = self.finished = True
-
-    async def start(
-        self, status: int, headers: Sequence[Header], length: int | None, reason: str = ""
-    ) -> None:
-        if length is None and self._http10:
-            self.keep_alive = False  # an HTTP/1.0 client reads to the end of the connection
-        self._chunked = length is None and not self._http10 and not _bodiless(status)
-        self._conn.write(self._head(status, reason, headers, length))
-        self.started = True
-
-    async def write(self, data: bytes) -> None:
-        if not data or self._head_only:
-            return
-        if self._chunked:
-            self._conn.writelines((b"%x\r\n" % len(data), data, b"\r\n"))
-        else:
-            self._conn.write(data)
-        await self._conn.drain()
-
-    async def end(self) -> None:
-        if self._chunked and not self._head_only:
-            self._conn.write(b"0\r\n\r\n")
-        self.finished = True
-
-    def close_after(self) -> None:
-        self.keep_alive = False
-
-    def detach(self) -> tuple[asyncio.Transport, bytes]:
-        """Hand the connection over (an upgrade): its transport and the bytes after the head."""
-        self.detached = self.finished = True
-        return self._conn.detach()
-
-    def _head(
-        self, status: int, reason: str, headers: Sequence[Header], length: int | None
-    ) -> bytes:
-        lines = [f"HTTP/1.1 {status} {reason or _phrase(status)}"]
-        lines += [f"{name}: {value}" for name, value in headers]
-        if length is not None and not _bodiless(status):
-            lines.append(f"Content-Length: {length}")
-        elif length is None and not _bodiless(status) and not self._http10:
-            lines.append("Transfer-Encoding: chunked")
-        if not self.keep_alive:
-            lines.append("Connection: close")
-        elif self._http10:
-            lines.append("Connection: keep-alive")
-        return encode_head(lines)
-
-
-def encode_head(lines: Sequence[str]) -> bytes:
-    """A message head from its start line and header lines; ValueError if a line holds a CR or
-    LF (a header would split the head: request smuggling, response splitting)."""
-    text = "\r\n".join(lines)
-    if text.count("\n") != len(lines) - 1 or text.count("\r") != len(lines) - 1:
-        raise ValueError("a header name or value contains CR or LF")
-    return (text + "\r\n\r\n").encode("utf-8", "surrogateescape")
-
-
-def _bodiless(status: int) -> bool:
-    return status < 200 or status in (204, 304)
-
-
-def _phrase(status: int) -> str:
-    try:
-        return HTTPStatus(status).phrase
-    except ValueError:
-        return "Unknown"
-
-
-Handler = Callable[[Request, Reply], Awaitable[None]]
-ErrorHook = Callable[[str], None]
 
 
 class Connection(asyncio.Protocol):
@@ -457,9 +261,9 @@ class Connection(asyncio.Protocol):
     def _send_refusal(self) -> None:
         status = self._refusal
         if status is not None and self.transport is not None:
-            text = f"{status} {_phrase(status)}\n".encode()
+            text = f"{status} {phrase(status)}\n".encode()
             head = (
-                f"HTTP/1.1 {status} {_phrase(status)}\r\nContent-Type: text/plain\r\n"
+                f"HTTP/1.1 {status} {phrase(status)}\r\nContent-Type: text/plain\r\n"
                 f"Content-Length: {len(text)}\r\nConnection: close\r\n\r\n"
             )
             self.write(head.encode() + text)
@@ -537,47 +341,3 @@ class Connection(asyncio.Protocol):
             and now - self.idle_since > self.limits.keepalive_timeout
         ):
             self.close()
-
-
-class Http1Server:
-    """The protocol factory for ``loop.create_server``: one ``Connection`` per client, and one
-    sweep for every connection's deadlines."""
-
-    def __init__(
-        self,
-        handler: Handler,
-        limits: ServerLimits,
-        on_bad_request: ErrorHook = lambda reason: None,
-    ) -> None:
-        self.handler = handler
-        self.limits = limits
-        self.on_bad_request = on_bad_request
-        self.loop = asyncio.get_running_loop()
-        self.connections: set[Connection] = set()
-        self._period = min(1.0, limits.header_timeout / 4, limits.keepalive_timeout / 4)
-        self._sweeper: asyncio.TimerHandle | None = self.loop.call_later(self._period, self._sweep)
-
-    def __call__(self) -> Connection:
-        return Connection(self)
-
-    def _sweep(self) -> None:
-        self._sweeper = self.loop.call_later(self._period, self._sweep)
-        now = self.loop.time()
-        for conn in list(self.connections):
-            conn.check_deadlines(now)
-
-    async def shutdown(self, timeout: float) -> None:
-        """Close idle connections now, the others once their request is answered (at most
-        ``timeout`` seconds later)."""
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            self._sweeper = None
-        for conn in list(self.connections):
-            if conn.idle_since is not None:
-                conn.close()
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(timeout):
-                while self.connections:
-                    await asyncio.sleep(0.05)
-        for conn in list(self.connections):
-            conn.close()

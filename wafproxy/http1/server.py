@@ -1,0 +1,72 @@
+"""The protocol factory for the listener, and the sweep of its connections' deadlines."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from wafproxy.http1.connection import Connection, Request
+from wafproxy.http1.reply import Reply
+
+
+@dataclass(frozen=True)
+class ServerLimits:
+    max_header_bytes: int = 16 * 1024
+    """Request line plus every header name and value (a bigger head gets a 431)."""
+    max_headers: int = 100
+    header_timeout: float = 10.0
+    """Seconds from a connection or a request's first byte until its head has arrived."""
+    keepalive_timeout: float = 75.0
+    """Seconds a connection may sit idle between requests."""
+    body_high_water: int = 256 * 1024
+    """Body bytes buffered before reading from the client pauses."""
+
+
+Handler = Callable[[Request, Reply], Awaitable[None]]
+ErrorHook = Callable[[str], None]
+
+
+class Http1Server:
+    """The protocol factory for ``loop.create_server``: one ``Connection`` per client, and one
+    sweep for every connection's deadlines."""
+
+    def __init__(
+        self,
+        handler: Handler,
+        limits: ServerLimits,
+        on_bad_request: ErrorHook = lambda reason: None,
+    ) -> None:
+        self.handler = handler
+        self.limits = limits
+        self.on_bad_request = on_bad_request
+        self.loop = asyncio.get_running_loop()
+        self.connections: set[Connection] = set()
+        self._period = min(1.0, limits.header_timeout / 4, limits.keepalive_timeout / 4)
+        self._sweeper: asyncio.TimerHandle | None = self.loop.call_later(self._period, self._sweep)
+
+    def __call__(self) -> Connection:
+        return Connection(self)
+
+    def _sweep(self) -> None:
+        self._sweeper = self.loop.call_later(self._period, self._sweep)
+        now = self.loop.time()
+        for conn in list(self.connections):
+            conn.check_deadlines(now)
+
+    async def shutdown(self, timeout: float) -> None:
+        """Close idle connections now, the others once their request is answered (at most
+        ``timeout`` seconds later)."""
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
+        for conn in list(self.connections):
+            if conn.idle_since is not None:
+                conn.close()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                while self.connections:
+                    await asyncio.sleep(0.05)
+        for conn in list(self.connections):
+            conn.close()
