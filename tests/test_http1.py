@@ -295,6 +295,11 @@ async def test_an_upgrade_hands_the_connection_over() -> None:
         )
         assert raw.startswith(b"HTTP/1.1 101 ")
         assert raw.endswith(b"\r\n\r\ntail=xyz")
+    async with serving() as (port, _):  # echo answers it as a plain request: refused, closed
+        raw = await exchange(
+            port, b"GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\nxyz"
+        )
+        assert raw.startswith(b"HTTP/1.1 200 ") and not raw.endswith(b"<still open>")
 
 
 @pytest.mark.parametrize(

@@ -73,7 +73,10 @@ class Connection(asyncio.Protocol):
         """Bytes did not parse: what was queued before them is answered, then the end."""
         self._refusal: int | None = None
         """The status for a head that did not parse."""
+        self._upgraded = False
+        """The parser stopped at an upgrade: later bytes are not HTTP/1.1."""
         self._detached = False
+        """The transport was handed over (``Reply.detach``): not ours to close."""
         self._tail = b""
         self._drain_waiter: asyncio.Future[None] | None = None
         self._write_paused = False
@@ -102,8 +105,8 @@ class Connection(asyncio.Protocol):
             self._task.cancel()
 
     def data_received(self, data: bytes) -> None:
-        if self._detached:
-            self._tail += data
+        if self._upgraded:
+            self._tail += data  # the upgraded protocol's bytes, for whoever takes the transport
             return
         if self._refusing:
             return
@@ -113,7 +116,7 @@ class Connection(asyncio.Protocol):
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade as upgrade:
             self._tail = data[upgrade.args[0] :] if upgrade.args else b""
-            self._detached = True
+            self._upgraded = True
         except httptools.HttpParserCallbackError as exc:
             if isinstance(exc.__context__, _HeadTooLarge):
                 self._refuse(431, "header_too_large")
