@@ -33,6 +33,7 @@ from wafproxy.config.model import Target
 from wafproxy.decisionlog import DecisionLog
 from wafproxy.decisionlog.config import DecisionLogConfig
 from wafproxy.http1 import Http1Server, Reply, Request, ServerLimits
+from wafproxy.proxy_headers import HOP_BY_HOP
 from wafproxy.request import Header, WafRequest
 from wafproxy.upstream_http import (
     ConnectFailed,
@@ -42,12 +43,8 @@ from wafproxy.upstream_http import (
     exchange,
 )
 
-HOP_BY_HOP = frozenset(
-    {
-        "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te",
-        "trailer", "transfer-encoding", "upgrade", "content-length",
-    }
-)  # fmt: skip
+NOT_COPIED = HOP_BY_HOP | {"proxy-authenticate", "proxy-authorization", "content-length"}
+"""Hop-by-hop headers (wafproxy's list), and the length, which is set again for what is sent."""
 
 
 class Body:
@@ -86,7 +83,7 @@ class Edge:
             self.record(wreq, verdict, 403)
             reply.send(403, [], b"Request blocked\n")
             return
-        forwarded = [h for h in headers if h[0].lower() not in HOP_BY_HOP]
+        forwarded = [h for h in headers if h[0].lower() not in NOT_COPIED]
         forwarded.append(("X-Forwarded-For", request.peer))
         if body:
             forwarded.append(("Content-Length", str(len(body))))
@@ -108,7 +105,7 @@ class Edge:
         answer = [
             (name.decode("latin-1"), value.decode("latin-1"))
             for name, value in upstream.raw_headers
-            if name.decode("latin-1").lower() not in HOP_BY_HOP
+            if name.decode("latin-1").lower() not in NOT_COPIED
         ]
         reply.send(upstream.status, answer, b"".join(chunks), upstream.reason)
 
