@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, cast
 import httptools
 
 from wafproxy.http1.body import Body, MalformedBody
-from wafproxy.http1.reply import Reply, phrase
+from wafproxy.http1.reply import Reply, encode_head, phrase
 
 if TYPE_CHECKING:
     from wafproxy.http1.server import Http1Server
@@ -24,6 +24,17 @@ MAX_PIPELINED = 16
 
 class _HeadTooLarge(Exception):
     pass
+
+
+def _error_text(status: int) -> bytes:
+    return f"{status} {phrase(status)}\n".encode()
+
+
+def _answer_error(reply: Reply, status: int) -> None:
+    """A plain error for a request the handler failed to answer; the connection then ends."""
+    if not reply.started:
+        reply.close_after()
+        reply.send(status, [("Content-Type", "text/plain")], _error_text(status))
 
 
 @dataclass(eq=False)
@@ -230,15 +241,11 @@ class Connection(asyncio.Protocol):
         try:
             await self.server.handler(request, reply)
         except MalformedBody:
-            if not reply.started:
-                reply.close_after()
-                reply.send(400, [("Content-Type", "text/plain")], b"400 Bad Request\n")
+            _answer_error(reply, 400)
             return False
         except Exception:
             log.exception("unhandled error serving %s %s", request.method, request.target[:200])
-            if not reply.started:
-                reply.close_after()
-                reply.send(500, [("Content-Type", "text/plain")], b"500 Internal Server Error\n")
+            _answer_error(reply, 500)
             return False
         finally:
             self._busy = False
@@ -262,14 +269,15 @@ class Connection(asyncio.Protocol):
         self._wake()
 
     def _send_refusal(self) -> None:
+        """The answer to a head that did not parse (there is no request to give a Reply)."""
         status = self._refusal
-        if status is not None and self.transport is not None:
-            text = f"{status} {phrase(status)}\n".encode()
-            head = (
-                f"HTTP/1.1 {status} {phrase(status)}\r\nContent-Type: text/plain\r\n"
-                f"Content-Length: {len(text)}\r\nConnection: close\r\n\r\n"
-            )
-            self.write(head.encode() + text)
+        if status is not None:
+            text = _error_text(status)
+            head = encode_head([
+                f"HTTP/1.1 {status} {phrase(status)}", "Content-Type: text/plain",
+                f"Content-Length: {len(text)}", "Connection: close",
+            ])  # fmt: skip
+            self.write(head + text)
 
     # -- used by Body and Reply ----------------------------------------------------------------
     def write(self, data: bytes) -> None:
@@ -314,10 +322,6 @@ class Connection(asyncio.Protocol):
         self._wake()
         if self.transport is not None and not self._detached:
             self.transport.close()
-
-    @property
-    def closing(self) -> bool:
-        return self._closing
 
     def _pause(self) -> None:
         if not self._paused and self.transport is not None:

@@ -7,10 +7,10 @@ from collections.abc import Sequence
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Protocol
 
+from wafproxy.request import Header
+
 if TYPE_CHECKING:
     from wafproxy.http1.connection import Request
-
-Header = tuple[str, str]
 
 
 class ReplyOwner(Protocol):
