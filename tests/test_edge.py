@@ -1,5 +1,5 @@
-"""The header-read deadline: one sweep per server cuts trickled headers, never a keep-alive
-connection between or during quick requests, and stops with the server."""
+"""The proxy listener's header-read deadline: one sweep per server cuts trickled headers, never a
+keep-alive connection between or during quick requests, and stops with the server."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from wafproxy.edge import EdgeGuard, GuardedServer, sweep_period
+from wafproxy.http1 import Http1Server, Reply, Request, ServerLimits
 
 if TYPE_CHECKING:
     from conftest import RawConnection, RunningProxy, StartProxy
@@ -39,13 +39,27 @@ async def test_trickled_headers_are_cut_within_the_timeout_plus_one_sweep(
     closed = await conn.trickle(request, 0.05)
     elapsed = loop.time() - started
     assert closed
-    assert timeout <= elapsed < timeout + timeout / 4 + SCHEDULING_SLACK
+    assert timeout <= elapsed < timeout + sweep_period(timeout) + SCHEDULING_SLACK
     assert timeouts_counted(proxy) == 1
 
 
-def test_the_sweep_period_is_a_quarter_of_the_timeout_and_at_most_a_second() -> None:
+def sweep_period(header_timeout: float, keepalive_timeout: float = 75.0) -> float:
+    limits = ServerLimits(header_timeout=header_timeout, keepalive_timeout=keepalive_timeout)
+    server = Http1Server(never_called, limits)
+    period = server._period
+    assert server._sweeper is not None
+    server._sweeper.cancel()
+    return period
+
+
+async def never_called(request: Request, reply: Reply) -> None:
+    raise AssertionError
+
+
+async def test_the_sweep_period_is_a_quarter_of_the_shortest_timeout_at_most_1s() -> None:
     assert sweep_period(0.4) == 0.1
     assert sweep_period(10.0) == 1.0
+    assert sweep_period(10.0, keepalive_timeout=2.0) == 0.5
 
 
 async def test_quick_keepalive_requests_each_get_a_fresh_deadline(
@@ -89,13 +103,9 @@ async def test_an_idle_keepalive_connection_is_closed_by_keepalive_not_the_heade
 
 
 async def test_the_sweep_stops_when_the_server_shuts_down() -> None:
-    async def never_called(request: object) -> None:
-        raise AssertionError
-
-    guard = EdgeGuard(header_timeout=0.04, on_bad_request=lambda _: None, id_header=lambda: "")
-    server = GuardedServer(never_called, guard=guard)
-    await asyncio.sleep(sweep_period(0.04) * 3)
+    server = Http1Server(never_called, ServerLimits(header_timeout=0.04))
+    await asyncio.sleep(0.01 * 3)
     sweeper = server._sweeper
     assert sweeper is not None and not sweeper.cancelled()
-    await server.shutdown()
+    await server.shutdown(1.0)
     assert sweeper.cancelled() and server._sweeper is None

@@ -19,7 +19,7 @@ from wafproxy.http1 import Connection, Handler, Http1Server, Reply, Request, Ser
 
 SMALL = ServerLimits(
     max_header_bytes=2048, max_headers=20, header_timeout=0.3, keepalive_timeout=0.6,
-    body_high_water=64 * 1024,
+    body_high_water=64 * 1024, linger_timeout=0.4,
 )  # fmt: skip
 
 
@@ -207,14 +207,20 @@ async def test_requests_before_a_bad_one_are_answered_first() -> None:
         assert bad == ["connection", "malformed"]
 
 
-async def test_a_body_left_unread_ends_the_connection() -> None:
+async def test_a_body_left_unread_is_dropped_or_ends_the_connection() -> None:
     async def ignore_body(request: Request, reply: Reply) -> None:
         reply.send(200, [], b"ok")
 
     async with serving(handler=ignore_body) as (port, _):
-        raw = await exchange(
-            port, b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nab", wait=0.3
-        )  # closed at once, not after keepalive_timeout
+        post = b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\n"
+        raw = await exchange(port, post + b"abcde" + b"GET / HTTP/1.1\r\nHost: a\r\n\r\n", 0.3)
+        assert raw.count(b"HTTP/1.1 200 ") == 2 and raw.endswith(b"<still open>")
+        started = asyncio.get_running_loop().time()
+        raw = await exchange(port, post + b"ab", wait=2.0)  # the rest never comes
+        assert raw.startswith(b"HTTP/1.1 200 ") and not raw.endswith(b"<still open>")
+        assert asyncio.get_running_loop().time() - started >= SMALL.linger_timeout - 0.05
+        expecting = b"POST / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 5\r\n"
+        raw = await exchange(port, expecting + b"\r\n", wait=0.2)  # closed at once, no 100
         assert raw.startswith(b"HTTP/1.1 200 ") and not raw.endswith(b"<still open>")
 
 
@@ -311,7 +317,7 @@ async def test_an_upgrade_hands_the_connection_over() -> None:
         test_pipelined_bodies_over_the_high_water_mark_are_all_read,
         test_requests_before_a_bad_one_are_answered_first,
         test_a_body_that_breaks_its_framing_gets_a_400,
-        test_a_body_left_unread_ends_the_connection,
+        test_a_body_left_unread_is_dropped_or_ends_the_connection,
         test_expect_100_continue_is_answered_when_the_body_is_read,
         test_a_tls_listener_says_https,
         test_http10_closes_unless_kept_alive_and_head_gets_no_body,

@@ -13,21 +13,26 @@ import random
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from http import HTTPStatus
 from itertools import chain
 from typing import TYPE_CHECKING
-
-import aiohttp
-from aiohttp import web
-from aiohttp.http_exceptions import HttpProcessingError
+from urllib.parse import unquote
 
 from wafproxy.acl.engine import evaluate
 from wafproxy.acl.ipset import IpSet
 from wafproxy.acl.model import ActionKind, CustomResponse, RateView, Verdict, WebAcl
 from wafproxy.config.runtime import BoundRoute
 from wafproxy.decisionlog import DecisionLog
+from wafproxy.http1 import MalformedBody, Reply, Request, date_header
+from wafproxy.http1.reply import phrase
 from wafproxy.metrics import Metrics
-from wafproxy.proxy_headers import ForwardedFor, upstream_headers
+from wafproxy.proxy_headers import (
+    SERVER_NAME,
+    ForwardedFor,
+    decode_raw,
+    header_value,
+    header_values,
+    upstream_headers,
+)
 from wafproxy.reload import Generation, RuntimeRef
 from wafproxy.request import Header, WafRequest
 from wafproxy.snapshot import Snapshot, origin_form, take_snapshot
@@ -44,15 +49,10 @@ REQUEST_ID_CHARS = frozenset(
     "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.:@+=/"
 )
 MAX_REQUEST_ID = 128
-SERVER_NAME = "wafproxy"
-"""Our own answers say only this; aiohttp would announce its and Python's versions."""
 CLIENT_CLOSED = 499
 """Status recorded (never sent) when the client went away first, as nginx does."""
-
-
-def client_gone(request: web.BaseRequest) -> bool:
-    transport = request.transport
-    return transport is None or transport.is_closing()
+ANSWER_FRAMING = frozenset({"content-length", "transfer-encoding", "connection"})
+"""Header names a custom block response may not set: the reply frames the answer."""
 
 
 def new_request_id() -> str:
@@ -64,20 +64,20 @@ def valid_request_id(value: str) -> bool:
     return 0 < len(value) <= MAX_REQUEST_ID and set(value) <= REQUEST_ID_CHARS
 
 
-def error_response(status: int, request_id: str, header: str) -> web.Response:
+def error_answer(status: int, request_id: str, header: str) -> tuple[list[Header], bytes]:
     """A plain error with the request id in a header and in the body; nothing else."""
-    text = f"{status} {_phrase(status)}\nrequest id: {request_id}\n"
-    response = web.Response(status=status, text=text, content_type="text/plain")
-    response.headers[header] = request_id
-    response.headers["Server"] = SERVER_NAME
-    return response
+    text = f"{status} {phrase(status)}\nrequest id: {request_id}\n".encode()
+    headers = [
+        ("Content-Type", "text/plain; charset=utf-8"), (header, request_id),
+        ("Server", SERVER_NAME), ("Date", date_header()),
+    ]  # fmt: skip
+    return headers, text
 
 
-def _phrase(status: int) -> str:
-    try:
-        return HTTPStatus(status).phrase
-    except ValueError:
-        return "Error"
+def send_error(reply: Reply, status: int, request_id: str, header: str) -> Outcome:
+    headers, text = error_answer(status, request_id, header)
+    reply.send(status, headers, text)
+    return Outcome(status=status, bytes_out=len(text))
 
 
 def refused(rule: str) -> Verdict:
@@ -85,23 +85,30 @@ def refused(rule: str) -> Verdict:
     return Verdict(action=ActionKind.BLOCK, terminating_rule=rule)
 
 
-def block_response(verdict: Verdict, request_id: str, header: str) -> web.Response:
+def send_block(reply: Reply, verdict: Verdict, request_id: str, header: str) -> Outcome:
     custom = verdict.response or CustomResponse()
     body = custom.body or f"Request blocked.\nrequest id: {request_id}\n".encode()
-    response = web.Response(status=custom.status, body=body)
-    for name, value in custom.headers:
-        response.headers.add(name, value)
-    response.headers["Content-Type"] = custom.content_type
-    response.headers[header] = request_id
-    response.headers.setdefault("Server", SERVER_NAME)
-    return response
+    skip = ANSWER_FRAMING | {"content-type", header.lower()}
+    headers = [(name, value) for name, value in custom.headers if name.lower() not in skip]
+    headers += [("Content-Type", custom.content_type), (header, request_id)]
+    if not header_value(headers, "server"):
+        headers.append(("Server", SERVER_NAME))
+    headers.append(("Date", date_header()))
+    reply.send(custom.status, headers, body)
+    return Outcome(status=custom.status, bytes_out=len(body))
 
 
 @dataclass
 class Exchange:
     """One request's state as it moves through the handler."""
 
-    request: web.Request
+    request: Request
+    reply: Reply
+    headers: tuple[Header, ...]
+    """The request's headers, decoded."""
+    host: str
+    path: str
+    """The decoded request path (routing and detection's login routes use it)."""
     gen: Generation
     bound: BoundRoute
     request_id: str
@@ -109,8 +116,6 @@ class Exchange:
     wreq: WafRequest | None = None
     verdict: Verdict | None = None
     logged: bool = False
-    outcome: Outcome | None = None
-    """How a forwarded exchange ended (detection reads the client-gone flag)."""
     on_chunk: Callable[[bytes], None] | None = None
     """Sees each relayed response body chunk (detection, on login routes only)."""
 
@@ -128,7 +133,7 @@ class Exchange:
 
 
 class ProxyHandler:
-    """The catch-all aiohttp handler."""
+    """The proxy listener's handler: one call per request, answered through its ``Reply``."""
 
     def __init__(
         self,
@@ -149,53 +154,63 @@ class ProxyHandler:
         self.clock = clock
         """Wall-clock seconds for rules, IP set expiry and observations (tests pass a fake)."""
 
-    async def handle(self, request: web.Request) -> web.StreamResponse:
+    def server_error(self, status: int) -> tuple[list[Header], bytes]:
+        """The listener's own answer to what never reached ``handle`` (a head that does not
+        parse, too large) or failed in it: a request id, as every answer of ours has."""
+        return error_answer(status, new_request_id(), self.ref.current.config.request_id.header)
+
+    async def handle(self, request: Request, reply: Reply) -> None:
         with self.ref.use() as gen:
-            request_id = self._request_id(request, gen)
+            headers = tuple(decode_raw(request.raw_headers))
+            request_id = self._request_id(request.peer, headers, gen)
             header = gen.config.request_id.header
-            target = origin_form(request.raw_path)
+            target = origin_form(request.target)
             if target is None:
                 self.metrics.child(self.metrics.bad_requests, "malformed").inc()
-                return error_response(400, request_id, header)
-            bound = gen.runtime.route_for(request.headers.get("Host", ""), request.path)
+                send_error(reply, 400, request_id, header)
+                return
+            host = header_value(headers, "host")
+            path = unquote(target.partition("?")[0])
+            bound = gen.runtime.route_for(host, path)
             if bound is None:
-                return error_response(404, request_id, header)
-            ex = Exchange(request, gen, bound, request_id, target)
+                send_error(reply, 404, request_id, header)
+                return
+            ex = Exchange(request, reply, headers, host, path, gen, bound, request_id, target)
             gauge = self.metrics.child(self.metrics.in_flight, ex.route)
             gauge.inc()
             try:
                 if self.detect is None:
-                    return await self._handle(ex)
-                return await self._handle_observed(ex, self.detect)
+                    await self._handle(ex)
+                else:
+                    await self._handle_observed(ex, self.detect)
             finally:
                 gauge.dec()
 
-    async def _handle_observed(self, ex: Exchange, detect: DetectService) -> web.StreamResponse:
+    async def _handle_observed(self, ex: Exchange, detect: DetectService) -> None:
         """``_handle``, then the finished request handed to the detectors (never waits)."""
         begin = time.monotonic()
-        watch = detect.login_watch(ex.request)
+        watch = detect.login_watch(ex.request.method, ex.path)
         if watch is not None:
             ex.on_chunk = watch.body_sink
-        response = await self._handle(ex)
-        detect.observe_exchange(ex, response, watch, time.monotonic() - begin, self.clock())
-        return response
+        outcome = await self._handle(ex)
+        detect.observe_exchange(ex, outcome, watch, time.monotonic() - begin, self.clock())
 
-    def _request_id(self, request: web.Request, gen: Generation) -> str:
+    def _request_id(self, peer: str, headers: tuple[Header, ...], gen: Generation) -> str:
         conf = gen.config.request_id
-        if conf.trust_incoming and gen.clientip.peer_trusted(request.remote or ""):
-            incoming = request.headers.get(conf.header, "")
+        if conf.trust_incoming and gen.clientip.peer_trusted(peer):
+            incoming = header_value(headers, conf.header.lower())
             if valid_request_id(incoming):
                 return incoming
         return new_request_id()
 
-    async def _handle(self, ex: Exchange) -> web.StreamResponse:
+    async def _handle(self, ex: Exchange) -> Outcome:
         limits = ex.gen.config.limits
         raw = ex.request.raw_headers
         header_bytes = sum(map(len, chain.from_iterable(raw))) + 4 * len(raw)
         if header_bytes > limits.max_header_bytes:
             self.metrics.child(self.metrics.bad_requests, "header_too_large").inc()
             return await self._refuse(ex, 431, "wafproxy:max_header_bytes")
-        declared = ex.request.content_length
+        declared = ex.request.body.expected
         if declared is not None and declared > limits.max_body_bytes:
             return await self._too_large(ex)
         snap = await self._snapshot(ex, limits.inspect_body_bytes)
@@ -207,47 +222,49 @@ class ProxyHandler:
             self.metrics.child(self.metrics.body_oversize, ex.route, "inspect").inc()
         verdict = await self._evaluate(ex, snap.request)
         if verdict.blocked:
-            return self._finish(ex, block_response(verdict, ex.request_id, ex.id_header))
+            return self._finish(ex, send_block(ex.reply, verdict, ex.request_id, ex.id_header))
         return await self._forward(ex, snap, verdict)
 
-    async def _refuse(self, ex: Exchange, status: int, rule: str) -> web.StreamResponse:
+    async def _refuse(self, ex: Exchange, status: int, rule: str) -> Outcome:
         """Refused by the edge before the web ACL ran: still one log line and one count."""
         if ex.wreq is None:
             await self._snapshot(ex, 0)
         ex.verdict = refused(rule)
         self.metrics.child(self.metrics.requests, ex.route, ex.acl, ActionKind.BLOCK.value).inc()
-        response = error_response(status, ex.request_id, ex.id_header)
-        response.force_close()
-        return self._finish(ex, response)
+        ex.reply.close_after()
+        return self._finish(ex, send_error(ex.reply, status, ex.request_id, ex.id_header))
 
-    async def _too_large(self, ex: Exchange) -> web.StreamResponse:
+    async def _too_large(self, ex: Exchange) -> Outcome:
         self.metrics.child(self.metrics.body_oversize, ex.route, "reject").inc()
         self.metrics.child(self.metrics.bad_requests, "body_too_large").inc()
         return await self._refuse(ex, 413, "wafproxy:max_body_bytes")
 
-    def _bad_body(self, ex: Exchange) -> web.StreamResponse:
+    def _bad_body(self, ex: Exchange) -> Outcome:
         """The body broke off (client gone) or was malformed (400) while we read it."""
-        response = error_response(400, ex.request_id, ex.id_header)
-        response.force_close()
-        if client_gone(ex.request):
+        if ex.reply.client_gone:
             self._log(ex, CLIENT_CLOSED)
-            return response
+            return Outcome(status=CLIENT_CLOSED, client_gone=True)
         self.metrics.child(self.metrics.bad_requests, "malformed").inc()
-        return self._finish(ex, response)
+        ex.reply.close_after()
+        return self._finish(ex, send_error(ex.reply, 400, ex.request_id, ex.id_header))
 
     async def _snapshot(self, ex: Exchange, inspect_bytes: int) -> Snapshot | None:
-        client_ip = ex.gen.clientip.resolve(
-            ex.request.remote or "", ex.request.headers.getall(ex.gen.clientip.header, [])
+        request = ex.request
+        clientip = ex.gen.clientip
+        client_ip = clientip.resolve(
+            request.peer, header_values(ex.headers, clientip.header.lower())
         )
         try:
             snap = await take_snapshot(
-                ex.request,
+                request,
+                headers=ex.headers,
                 target=ex.target,
                 inspect_bytes=inspect_bytes,
                 client_ip=client_ip,
                 request_id=ex.request_id,
+                host=ex.host,
             )
-        except (aiohttp.ClientPayloadError, HttpProcessingError, ConnectionError):
+        except (MalformedBody, ConnectionError):
             return None
         ex.wreq = snap.request
         return snap
@@ -295,12 +312,12 @@ class ProxyHandler:
             log.exception("state: settling rate-based hits failed")
             return False
 
-    async def _forward(self, ex: Exchange, snap: Snapshot, verdict: Verdict) -> web.StreamResponse:
+    async def _forward(self, ex: Exchange, snap: Snapshot, verdict: Verdict) -> Outcome:
         request = ex.request
         fwd = ForwardedFor(
-            peer=request.remote or "",
+            peer=request.peer,
             scheme=request.scheme,
-            host=request.headers.get("Host", ""),
+            host=ex.host,
             host_header=ex.bound.route.host_header,
             request_id_header=ex.id_header,
             request_id=ex.request_id,
@@ -308,10 +325,10 @@ class ProxyHandler:
         )
         headers = upstream_headers(snap.request.headers, fwd)
         try:
-            if is_websocket(request):
-                response, outcome = await self._websocket(ex, headers, fwd)
+            if request.upgrade and is_websocket(request.method, ex.headers):
+                outcome = await self._websocket(ex, headers, fwd)
             else:
-                response, outcome = await self._exchange(ex, snap, headers, fwd)
+                outcome = await self._exchange(ex, snap, headers, fwd)
         except BodyTooLarge:
             return await self._too_large(ex)
         except ClientBodyError:
@@ -319,17 +336,17 @@ class ProxyHandler:
         except UpstreamError as exc:
             return self._upstream_failed(ex, exc)
         except UpgradeRefused as exc:
-            return self._finish(ex, error_response(exc.status, ex.request_id, ex.id_header))
+            return self._finish(ex, send_error(ex.reply, exc.status, ex.request_id, ex.id_header))
         self._after(ex, outcome)
-        return response
+        return outcome
 
     async def _exchange(
         self, ex: Exchange, snap: Snapshot, headers: list[Header], fwd: ForwardedFor
-    ) -> tuple[web.StreamResponse, Outcome]:
+    ) -> Outcome:
         pool = ex.gen.pools[ex.bound.upstream.name]
         body = None
-        if ex.request.can_read_body or snap.prefix:
-            rest = None if snap.complete else ex.request.content
+        if ex.request.body.expected != 0 or snap.prefix:
+            rest = None if snap.complete else ex.request.body
             body = RequestBody(snap.prefix, rest, ex.gen.config.limits.max_body_bytes)
         begin = time.monotonic()
         upstream = await open_upstream(pool, ex.request.method, ex.target, headers, fwd, body)
@@ -339,7 +356,7 @@ class ProxyHandler:
         extra = ((ex.id_header, ex.request_id),)
         policy = ex.bound.route.response_headers
         return await relay(
-            ex.request,
+            ex.reply,
             upstream,
             extra,
             on_start=lambda s: self._log(ex, s),
@@ -347,24 +364,20 @@ class ProxyHandler:
             on_chunk=ex.on_chunk,
         )
 
-    async def _websocket(
-        self, ex: Exchange, headers: list[Header], fwd: ForwardedFor
-    ) -> tuple[web.StreamResponse, Outcome]:
+    async def _websocket(self, ex: Exchange, headers: list[Header], fwd: ForwardedFor) -> Outcome:
         pool = ex.gen.pools[ex.bound.upstream.name]
         return await forward_websocket(
-            ex.request, pool, ex.target, headers, fwd, on_start=lambda s: self._log(ex, s)
+            ex.reply, pool, ex.target, headers, fwd, on_start=lambda s: self._log(ex, s)
         )
 
-    def _upstream_failed(self, ex: Exchange, exc: UpstreamError) -> web.StreamResponse:
-        response = error_response(exc.kind.status, ex.request_id, ex.id_header)
-        if client_gone(ex.request):
+    def _upstream_failed(self, ex: Exchange, exc: UpstreamError) -> Outcome:
+        if ex.reply.client_gone:
             self._log(ex, CLIENT_CLOSED)
-            return response
+            return Outcome(status=CLIENT_CLOSED, client_gone=True)
         self.metrics.child(self.metrics.upstream_errors, ex.route, exc.kind.value).inc()
-        return self._finish(ex, response)
+        return self._finish(ex, send_error(ex.reply, exc.kind.status, ex.request_id, ex.id_header))
 
     def _after(self, ex: Exchange, outcome: Outcome) -> None:
-        ex.outcome = outcome
         if outcome.upstream_seconds is not None:
             self.metrics.child(self.metrics.upstream_seconds, ex.route).observe(
                 outcome.upstream_seconds
@@ -373,9 +386,9 @@ class ProxyHandler:
             self.metrics.child(self.metrics.upstream_errors, ex.route, outcome.error.value).inc()
         self._log(ex, CLIENT_CLOSED if outcome.client_gone and not ex.logged else outcome.status)
 
-    def _finish(self, ex: Exchange, response: web.StreamResponse) -> web.StreamResponse:
-        self._log(ex, response.status)
-        return response
+    def _finish(self, ex: Exchange, outcome: Outcome) -> Outcome:
+        self._log(ex, outcome.status)
+        return outcome
 
     def _log(self, ex: Exchange, status: int) -> None:
         if ex.logged or ex.wreq is None or ex.verdict is None:

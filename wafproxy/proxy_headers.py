@@ -7,9 +7,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
-from multidict import CIMultiDict
-
 from wafproxy.config.model import HOST_PASS, HOST_UPSTREAM, ResponseHeaders, Target
+from wafproxy.http1 import date_header
 from wafproxy.request import Header
 
 HOP_BY_HOP = frozenset(
@@ -19,6 +18,8 @@ HOP_BY_HOP = frozenset(
 FORWARDED = frozenset(
     {"host", "expect", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"}
 )
+SERVER_NAME = "wafproxy"
+"""What our answers say in ``Server`` (an app's own banner passes through unless removed)."""
 INSERTED_PREFIX = "x-wafproxy-"
 """Rules' inserted headers; a client cannot send its own (the upstream may trust them)."""
 
@@ -167,10 +168,52 @@ def host_for(fwd: ForwardedFor, target: Target) -> str:
     return fwd.host_header
 
 
-def harden(headers: CIMultiDict[str], policy: ResponseHeaders) -> None:
-    """Remove the policy's headers, then add each of its headers the response lacks."""
-    for name in policy.remove:
-        headers.popall(name, None)
-    for name, value in policy.add:
-        if name not in headers:
-            headers[name] = value
+def header_values(headers: Iterable[Header], name: str) -> list[str]:
+    """Every value of the header ``name`` (lower case), in order."""
+    return [value for key, value in headers if key.lower() == name]
+
+
+def header_value(headers: Iterable[Header], name: str) -> str:
+    """The first value of the header ``name`` (lower case); "" when absent."""
+    for key, value in headers:
+        if key.lower() == name:
+            return value
+    return ""
+
+
+@dataclass(frozen=True)
+class ResponseHead:
+    headers: list[Header]
+    length: int | None
+    """The Content-Length the upstream declared (framing is the reply's: taken out of
+    ``headers``); None for a chunked or connection-delimited body."""
+    location: str | None
+
+
+def client_headers(
+    raw: Iterable[tuple[bytes, bytes]], policy: ResponseHeaders, extra: Sequence[Header]
+) -> ResponseHead:
+    """The upstream response's headers as the client gets them: hop-by-hop ones and the route
+    policy's ``remove`` dropped, ``extra`` set (replacing the app's), the policy's ``add``
+    where the app sent none, and our Server and Date where the app sent none."""
+    dropped = {name.lower() for name, _ in extra}
+    dropped.update(name.lower() for name in policy.remove)
+    out: list[Header] = []
+    present: set[str] = set()
+    length = location = None
+    for name, value in without_hop_by_hop(decode_raw(raw)):
+        low = name.lower()
+        if low == "content-length":
+            length = int(value)  # llhttp has checked it is one decimal number
+        elif low not in dropped:
+            if low == "location":
+                location = value
+            present.add(low)
+            out.append((name, value))
+    out.extend(extra)
+    out.extend((name, value) for name, value in policy.add if name.lower() not in present)
+    if "server" not in present:
+        out.append(("Server", SERVER_NAME))
+    if "date" not in present:
+        out.append(("Date", date_header()))
+    return ResponseHead(out, length, location)

@@ -19,13 +19,13 @@ from aiohttp import web
 
 from wafproxy import gctune
 from wafproxy.admin.app import build_admin_app
-from wafproxy.config.model import Address, ServiceConfig
+from wafproxy.config.model import Address, Limits, ServiceConfig
 from wafproxy.config.runtime import Runtime, build_runtime
 from wafproxy.decisionlog import DecisionLog
-from wafproxy.edge import EdgeGuard, EdgeRunner
+from wafproxy.http1 import Http1Server, ServerLimits
 from wafproxy.kms.tls import TlsManager, start_tls
-from wafproxy.metrics import Metrics
-from wafproxy.proxy_app import build_proxy_app
+from wafproxy.metrics import Metrics, multiprocess_enabled
+from wafproxy.proxy import ProxyHandler
 from wafproxy.reload import Reloader, RuntimeRef, new_generation
 from wafproxy.scan.sidecar import Sidecars, create_sidecars
 from wafproxy.state import SharedState, create_state
@@ -71,7 +71,9 @@ class ProxyServer:
         self.watch_files = watch_files
         self.announce = announce
         self._runners: list[web.AppRunner] = []
-        self._proxy_runner: web.AppRunner | None = None
+        self._http1: Http1Server | None = None
+        self._listeners: list[asyncio.Server] = []
+        self._flush: asyncio.Task[None] | None = None
         self._admin_runner: web.AppRunner | None = None
         self._watch: asyncio.Task[None] | None = None
         self.ref: RuntimeRef | None = None
@@ -123,18 +125,17 @@ class ProxyServer:
 
     async def _start_sites(self, ref: RuntimeRef, metrics: Metrics, dlog: DecisionLog) -> None:
         config = ref.current.config
-        guard = EdgeGuard(
-            header_timeout=config.limits.header_read_timeout,
+        handler = ProxyHandler(ref, metrics, dlog, self.state, self.sidecars.detect, self.clock)
+        self._http1 = Http1Server(
+            handler.handle,
+            server_limits(config.limits),
             on_bad_request=lambda reason: metrics.bad_requests.labels(reason).inc(),
-            id_header=lambda: ref.current.config.request_id.header,
+            error_answer=handler.server_error,
         )
-        proxy = EdgeRunner(
-            build_proxy_app(ref, metrics, dlog, self.state, self.sidecars.detect, self.clock),
-            guard,
-            access_log=None,
-            shutdown_timeout=SHUTDOWN_SECONDS,
-        )
-        self._proxy_runner = await self._serve(proxy, config.listeners, "proxy")
+        for address in config.listeners:
+            await self._listen(self._http1, address)
+        if multiprocess_enabled():  # a scrape served by another worker reads this one's files
+            self._flush = asyncio.ensure_future(metrics.flush_periodically())
         if config.admin.listen is not None:
             admin_app = build_admin_app(ref, metrics, self.state, self.sidecars.admin_routes)
             admin = web.AppRunner(admin_app, access_log=None)
@@ -143,26 +144,34 @@ class ProxyServer:
             runner = web.AppRunner(app, access_log=None)
             await self._serve(runner, (Address(host, port),), "upstream")
 
+    async def _listen(self, http1: Http1Server, address: Address) -> None:
+        tls = self.tls.context_for(address) if self.tls else None
+        loop = asyncio.get_running_loop()
+        listener = await loop.create_server(
+            http1, address.host, address.port, reuse_port=self.reuse_port or None, ssl=tls
+        )
+        self._listeners.append(listener)
+        if self.announce:
+            port = listener.sockets[0].getsockname()[1]
+            url = f"{'https' if tls else 'http'}://{Address(address.host, port)}"
+            print(f"wafproxy: proxy listening on {url}", file=sys.stderr, flush=True)
+
     async def _serve(
         self, runner: web.AppRunner, addresses: Sequence[Address], what: str
     ) -> web.AppRunner:
         await runner.setup()
         self._runners.append(runner)
         for address in addresses:
-            tls = self.tls.context_for(address) if self.tls and what == "proxy" else None
-            site = web.TCPSite(
-                runner, address.host, address.port, reuse_port=self.reuse_port, ssl_context=tls
-            )
+            site = web.TCPSite(runner, address.host, address.port, reuse_port=self.reuse_port)
             await site.start()
             if self.announce:
                 bound = Address(address.host, site.port)
-                url = f"{'https' if tls else 'http'}://{bound}"
-                print(f"wafproxy: {what} listening on {url}", file=sys.stderr, flush=True)
+                print(f"wafproxy: {what} listening on http://{bound}", file=sys.stderr, flush=True)
         return runner
 
     @property
     def proxy_ports(self) -> list[int]:
-        return _ports(self._proxy_runner)
+        return [int(listener.sockets[0].getsockname()[1]) for listener in self._listeners]
 
     @property
     def admin_port(self) -> int | None:
@@ -192,9 +201,15 @@ class ProxyServer:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._watch
             self._watch = None
-        for runner in self._runners:  # in-flight requests finish first (SHUTDOWN_SECONDS)
+        await self._stop_listeners()
+        for runner in self._runners:
             await runner.cleanup()
         self._runners.clear()
+        if self._flush is not None:
+            self._flush.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._flush
+            self._flush = None
         if self.reloader is not None:
             await self.reloader.close()
         if self.ref is not None:
@@ -209,12 +224,33 @@ class ProxyServer:
             await self.tls.close()
             self.tls = None
 
+    async def _stop_listeners(self) -> None:
+        """No new connections, then in-flight requests finish (at most SHUTDOWN_SECONDS)."""
+        for listener in self._listeners:
+            listener.close()
+        if self._http1 is not None:
+            await self._http1.shutdown(SHUTDOWN_SECONDS)
+            self._http1 = None
+        for listener in self._listeners:
+            await listener.wait_closed()
+        self._listeners.clear()
+
     async def __aenter__(self) -> ProxyServer:
         await self.start()
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
+
+
+def server_limits(limits: Limits) -> ServerLimits:
+    """The proxy listener's HTTP/1.1 limits, fixed when it starts (a reload keeps them)."""
+    return ServerLimits(
+        max_header_bytes=limits.max_header_bytes,
+        max_headers=limits.max_headers,
+        header_timeout=limits.header_read_timeout,
+        keepalive_timeout=limits.keepalive_timeout,
+    )
 
 
 def _ports(runner: web.AppRunner | None) -> list[int]:

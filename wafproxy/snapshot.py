@@ -1,4 +1,4 @@
-"""WafRequest from an aiohttp request: headers as sent, the target as sent, a bounded body prefix.
+"""WafRequest from a client request: headers as sent, the target as sent, a bounded body prefix.
 
 The engine inspects exactly what is forwarded: the same path and query string go upstream, and
 the body bytes read here are sent first, followed by the rest of the stream.
@@ -8,11 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from aiohttp import web
-from aiohttp.streams import StreamReader
-
-from wafproxy.proxy_headers import decode_raw
-from wafproxy.request import WafRequest
+from wafproxy.http1 import Request
+from wafproxy.request import Header, WafRequest
 
 
 @dataclass(frozen=True)
@@ -37,51 +34,42 @@ def origin_form(target: str) -> str | None:
     return tail if tail.startswith("/") else "/" + tail
 
 
-async def read_prefix(content: StreamReader, limit: int) -> bytes:
-    """Up to ``limit`` bytes from the body stream (fewer only at its end)."""
-    parts: list[bytes] = []
-    size = 0
-    while size < limit:
-        chunk = await content.read(limit - size)
-        if not chunk:
-            break
-        parts.append(chunk)
-        size += len(chunk)
-    return b"".join(parts)
-
-
 async def take_snapshot(
-    request: web.BaseRequest,
+    request: Request,
     *,
+    headers: tuple[Header, ...],
     target: str,
     inspect_bytes: int,
     client_ip: str,
     request_id: str,
+    host: str,
 ) -> Snapshot:
-    """``target`` is the origin-form request target; with a Content-Length the prefix stops at
-    min(length, inspect_bytes), else one byte past inspect_bytes tells whether more follows."""
-    declared = request.content_length
+    """``target`` is the origin-form request target, ``headers`` the request's, decoded; with a
+    Content-Length the prefix stops at min(length, inspect_bytes), else one byte past
+    inspect_bytes tells whether more follows. Raises MalformedBody or ConnectionError when the
+    body breaks off."""
+    body = request.body
+    declared = body.expected
     prefix = b""
-    complete = not request.can_read_body
+    complete = declared == 0
     if not complete and inspect_bytes > 0:
         limit = inspect_bytes + 1 if declared is None else min(declared, inspect_bytes)
-        prefix = await read_prefix(request.content, limit)
+        prefix = await body.read(limit)
         complete = (len(prefix) < limit) if declared is None else (declared <= inspect_bytes)
     path, _, query = target.partition("?")
-    version = request.version
     wreq = WafRequest(
         method=request.method,
         uri_path=path,
         query_string=query,
-        headers=tuple(decode_raw(request.raw_headers)),
+        headers=headers,
         body=prefix[:inspect_bytes],
         body_size=declared if declared is not None else len(prefix),
         body_oversize=not complete,
         client_ip=client_ip,
-        source_ip=request.remote or "",
-        http_version=f"HTTP/{version.major}.{version.minor}",
+        source_ip=request.peer,
+        http_version=request.version,
         scheme=request.scheme,
         request_id=request_id,
-        host=request.headers.get("Host", ""),
+        host=host,
     )
     return Snapshot(request=wreq, prefix=prefix, complete=complete)

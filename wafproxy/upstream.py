@@ -7,14 +7,9 @@ import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 
-import aiohttp
-from aiohttp import web
-from aiohttp.http_exceptions import HttpProcessingError
-from aiohttp.streams import StreamReader
-from multidict import CIMultiDict
-
 from wafproxy.config.model import ResponseHeaders, Target
-from wafproxy.proxy_headers import ForwardedFor, decode_raw, harden, host_for, without_hop_by_hop
+from wafproxy.http1 import Body, MalformedBody, Reply
+from wafproxy.proxy_headers import ForwardedFor, client_headers, host_for
 from wafproxy.request import Header
 from wafproxy.upstream_errors import (
     UPSTREAM_FAILURES,
@@ -31,9 +26,9 @@ from wafproxy.upstream_pool import UpstreamPool
 
 # -- the request body ------------------------------------------------------------------------------
 class RequestBody:
-    """The already-read prefix, then the rest of the client's stream, counted against a limit."""
+    """The already-read prefix, then the rest of the client's body, counted against a limit."""
 
-    def __init__(self, prefix: bytes, rest: StreamReader | None, limit: int) -> None:
+    def __init__(self, prefix: bytes, rest: Body | None, limit: int) -> None:
         self.prefix = prefix
         self.rest = rest
         self.limit = limit
@@ -49,8 +44,8 @@ class RequestBody:
             return
         while True:
             try:
-                chunk = await self.rest.readany()
-            except (HttpProcessingError, aiohttp.ClientPayloadError, ConnectionError) as exc:
+                chunk = await self.rest.next_chunk()
+            except (MalformedBody, ConnectionError) as exc:
                 self.client_error = exc
                 raise
             if not chunk:
@@ -70,6 +65,10 @@ class Outcome:
     """Set when the exchange failed after the response had started."""
     upstream_seconds: float | None = None
     client_gone: bool = False
+    bytes_out: int = 0
+    """Response body bytes sent to the client."""
+    location: str | None = None
+    """The response's Location header (detection judges login attempts by it)."""
 
 
 async def open_upstream(
@@ -135,76 +134,67 @@ def _raise_client_side(exc: BaseException, body: RequestBody | None) -> None:
         raise ClientBodyError from exc
 
 
-def response_headers(upstream: UpstreamResponse) -> list[Header]:
-    return without_hop_by_hop(decode_raw(upstream.raw_headers))
-
-
 NO_HEADER_CHANGES = ResponseHeaders()
 StatusCallback = Callable[[int], None]
 """Told the status the moment the response starts (the decision log line is written then)."""
 
 
 async def relay(
-    request: web.BaseRequest,
+    reply: Reply,
     upstream: UpstreamResponse,
     extra: Sequence[Header],
     on_start: StatusCallback,
     policy: ResponseHeaders = NO_HEADER_CHANGES,
     on_chunk: Callable[[bytes], None] | None = None,
-) -> tuple[web.StreamResponse, Outcome]:
-    """Stream the upstream response to the client. A failure after the headers went out can
-    only cut the connection, so the client sees a truncated response rather than a short one.
-    ``policy`` is the route's ``response_headers`` option; ``on_chunk`` sees each body chunk
-    before it is written (detection's login failure marker)."""
-    outcome = Outcome(status=upstream.status)
-    streamed = upstream.status in NO_BODY or request.method == "HEAD"
-    whole = None if streamed else upstream.whole_body()
-    headers = CIMultiDict(response_headers(upstream))
-    harden(headers, policy)
-    for name, value in extra:
-        headers[name] = value
-    if "Server" not in headers:  # else aiohttp would announce its own version
-        headers["Server"] = "wafproxy"
-    response = (
-        web.StreamResponse(status=upstream.status, reason=upstream.reason, headers=headers)
-        if whole is None
-        else web.Response(
-            status=upstream.status, reason=upstream.reason, headers=headers, body=whole
-        )
-    )
+) -> Outcome:
+    """Stream the upstream response to the client. A failure after the head went out can only
+    cut the connection (the answer is left unended), so the client sees a truncated response
+    rather than a short one. ``policy`` is the route's ``response_headers`` option;
+    ``on_chunk`` sees each body chunk before it is written (detection's login failure marker)."""
+    answer = client_headers(upstream.raw_headers, policy, extra)
+    outcome = Outcome(status=upstream.status, location=answer.location)
+    whole = upstream.whole_body()
     try:
-        await response.prepare(request)
-        on_start(upstream.status)
-        if whole is not None:
+        if whole is not None and (
+            answer.length == len(whole) or (answer.length is None and not reply.head_only)
+        ):
+            reply.send(upstream.status, answer.headers, whole, upstream.reason)
+            on_start(upstream.status)
+            outcome.bytes_out = len(whole)
             if on_chunk is not None:
                 on_chunk(whole)
-            await response.write_eof()  # head and body in one write
         else:
-            await _stream_body(upstream, response, outcome, on_chunk)
+            await reply.start(upstream.status, answer.headers, answer.length, upstream.reason)
+            on_start(upstream.status)
+            if whole is not None:
+                await _write(reply, whole, outcome, on_chunk)
+            await _stream_body(upstream, reply, outcome, on_chunk)
     except ConnectionError:
         outcome.client_gone = True
     finally:
         upstream.release()
-    if outcome.error is not None:
-        abort(request)
-    return response, outcome
-
-
-NO_BODY = frozenset({204, 304})
+    return outcome
 
 
 async def _stream_body(
     upstream: UpstreamResponse,
-    response: web.StreamResponse,
+    reply: Reply,
     outcome: Outcome,
     on_chunk: Callable[[bytes], None] | None,
 ) -> None:
     while chunk := await _read(upstream, outcome):
-        if on_chunk is not None:
-            on_chunk(chunk)
-        await response.write(chunk)
+        await _write(reply, chunk, outcome, on_chunk)
     if outcome.error is None:
-        await response.write_eof()
+        await reply.end()
+
+
+async def _write(
+    reply: Reply, chunk: bytes, outcome: Outcome, on_chunk: Callable[[bytes], None] | None
+) -> None:
+    if on_chunk is not None:
+        on_chunk(chunk)
+    outcome.bytes_out += len(chunk)
+    await reply.write(chunk)
 
 
 async def _read(upstream: UpstreamResponse, outcome: Outcome) -> bytes:
@@ -213,9 +203,3 @@ async def _read(upstream: UpstreamResponse, outcome: Outcome) -> bytes:
     except UPSTREAM_FAILURES as exc:
         outcome.error = classify(exc)
         return b""
-
-
-def abort(request: web.BaseRequest) -> None:
-    transport = request.transport
-    if transport is not None:
-        transport.close()

@@ -26,7 +26,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from wafproxy.acl.ipset import IpSet, build_ip_set
@@ -38,10 +37,12 @@ from wafproxy.detect.observation import Observation
 from wafproxy.detect.remediation import Decision, Remediator
 from wafproxy.findings.model import Finding
 from wafproxy.findings.service import FindingsService
+from wafproxy.proxy_headers import header_value
 from wafproxy.state import SharedState
 
 if TYPE_CHECKING:
     from wafproxy.proxy import Exchange
+    from wafproxy.upstream import Outcome
 
 log = logging.getLogger("wafproxy.detect")
 BATCH = 64
@@ -174,21 +175,21 @@ class DetectService:
             return False
         return True
 
-    def login_watch(self, request: web.BaseRequest) -> LoginWatch | None:
+    def login_watch(self, method: str, path: str) -> LoginWatch | None:
         routes = self.login_routes
-        return None if routes is None else routes.watch(request.method, request.path)
+        return None if routes is None else routes.watch(method, path)
 
     def observe_exchange(
         self,
         ex: Exchange,
-        response: web.StreamResponse,
+        outcome: Outcome,
         watch: LoginWatch | None,
         latency: float,
         now: float,
     ) -> None:
         """The proxy's hook after a request finished. Never raises into the request path."""
         try:
-            self.offer(observation_of(ex, response, watch, latency, now))
+            self.offer(observation_of(ex, outcome, watch, latency, now))
         except Exception:
             self.errors += 1
             if self.metrics is not None:
@@ -298,38 +299,37 @@ def with_decision(finding: Finding, decision: Decision | None) -> Finding:
 # -- observations ----------------------------------------------------------------------------------
 def observation_of(
     ex: Exchange,
-    response: web.StreamResponse,
+    outcome: Outcome,
     watch: LoginWatch | None,
     latency: float,
     now: float,
 ) -> Observation:
-    request, wreq, verdict, outcome = ex.request, ex.wreq, ex.verdict, ex.outcome
-    status = CLIENT_CLOSED if outcome is not None and outcome.client_gone else response.status
+    wreq, verdict = ex.wreq, ex.verdict
+    status = CLIENT_CLOSED if outcome.client_gone else outcome.status
     action, rule, labels = _judged(verdict, status)
     obs = Observation(
         time=now,
         request_id=ex.request_id,
-        client_ip=wreq.client_ip if wreq is not None else (request.remote or ""),
-        method=request.method,
-        host=request.headers.get("Host", ""),
+        client_ip=wreq.client_ip if wreq is not None else ex.request.peer,
+        method=ex.request.method,
+        host=ex.host,
         route=ex.route,
         path=wreq.uri_path if wreq is not None else ex.target.partition("?")[0],
         status=status,
         bytes_in=wreq.body_size if wreq is not None else 0,
-        bytes_out=response.body_length or response.content_length or 0,
+        bytes_out=outcome.bytes_out,
         latency=latency,
-        user_agent=request.headers.get("User-Agent", ""),
+        user_agent=header_value(ex.headers, "user-agent"),
         action=action,
         terminating_rule=rule,
         labels=labels,
     )
     if watch is None:
         return obs
-    location = response.headers.get("Location")
     return replace(
         obs,
         username=watch.username(wreq),
-        login_failed=watch.failed(status, location, blocked=action == "BLOCK"),
+        login_failed=watch.failed(status, outcome.location, blocked=action == "BLOCK"),
     )
 
 

@@ -40,6 +40,11 @@ class Body:
         self._waiter: asyncio.Future[None] | None = None
 
     @property
+    def awaiting_continue(self) -> bool:
+        """The client waits for a 100 (Expect: 100-continue) that was not sent yet."""
+        return self._continue
+
+    @property
     def complete(self) -> bool:
         """Every byte has arrived and been read."""
         return self._done and not self._chunks
@@ -57,6 +62,10 @@ class Body:
     async def chunks(self) -> AsyncIterator[bytes]:
         while data := await self._next(-1):
             yield data
+
+    async def next_chunk(self) -> bytes:
+        """The next bytes as they arrived; b"" at the end."""
+        return await self._next(-1)
 
     async def _next(self, limit: int) -> bytes:
         if self._continue:

@@ -13,6 +13,7 @@ import httptools
 
 from wafproxy.http1.body import Body, MalformedBody
 from wafproxy.http1.reply import Reply, encode_head, phrase
+from wafproxy.request import Header
 
 if TYPE_CHECKING:
     from wafproxy.http1.server import Http1Server
@@ -26,15 +27,9 @@ class _HeadTooLarge(Exception):
     pass
 
 
-def _error_text(status: int) -> bytes:
-    return f"{status} {phrase(status)}\n".encode()
-
-
-def _answer_error(reply: Reply, status: int) -> None:
-    """A plain error for a request the handler failed to answer; the connection then ends."""
-    if not reply.started:
-        reply.close_after()
-        reply.send(status, [("Content-Type", "text/plain")], _error_text(status))
+def plain_error(status: int) -> tuple[list[Header], bytes]:
+    """The server's own answer to a request it could not serve: its status, in plain text."""
+    return [("Content-Type", "text/plain")], f"{status} {phrase(status)}\n".encode()
 
 
 @dataclass(eq=False)
@@ -89,6 +84,8 @@ class Connection(asyncio.Protocol):
         self._detached = False
         """The transport was handed over (``Reply.detach``): not ours to close."""
         self._tail = b""
+        self._raw_body_left = 0
+        """An upgrade request's body bytes still to come (llhttp leaves them to us)."""
         self._drain_waiter: asyncio.Future[None] | None = None
         self._write_paused = False
 
@@ -117,7 +114,7 @@ class Connection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         if self._upgraded:
-            self._tail += data  # the upgraded protocol's bytes, for whoever takes the transport
+            self._take_tail(data)
             return
         if self._refusing:
             return
@@ -126,8 +123,8 @@ class Connection(asyncio.Protocol):
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade as upgrade:
-            self._tail = data[upgrade.args[0] :] if upgrade.args else b""
             self._upgraded = True
+            self._take_tail(data[upgrade.args[0] :] if upgrade.args else b"")
         except httptools.HttpParserCallbackError as exc:
             if isinstance(exc.__context__, _HeadTooLarge):
                 self._refuse(431, "header_too_large")
@@ -177,7 +174,10 @@ class Connection(asyncio.Protocol):
                 chunked = True
             elif lowered == b"expect" and value.lower() == b"100-continue":
                 continue_first = parser.get_http_version() == "1.1"
+        if parser.should_upgrade() and chunked:
+            raise ValueError("a chunked body on an upgrade")  # llhttp would not parse it
         body = Body(self, None if chunked else (expected or 0), continue_first)
+        self._raw_body_left = (expected or 0) if parser.should_upgrade() else 0
         request = Request(
             method=parser.get_method().decode("ascii"),
             target=self._url.decode("utf-8", "surrogateescape"),
@@ -201,9 +201,27 @@ class Connection(asyncio.Protocol):
             self._current.body.feed(body)
 
     def on_message_complete(self) -> None:
-        if self._current is not None:
+        if self._current is not None and not self._raw_body_left:
             self._current.body.finish()
             self._current = None
+
+    def _take_tail(self, data: bytes) -> None:
+        """Bytes after an upgrade request's head, which llhttp no longer parses: the body it
+        declared (a Content-Length), then the upgraded protocol's bytes, kept for whoever
+        takes the transport (reading pauses while they pile up)."""
+        request = self._current
+        if self._raw_body_left and request is not None:
+            part = data[: self._raw_body_left]
+            self._raw_body_left -= len(part)
+            data = data[len(part) :]
+            request.body.feed(part)
+            if not self._raw_body_left:
+                request.body.finish()
+                self._current = None
+        if data:
+            self._tail += data
+            if len(self._tail) > self.limits.body_high_water:
+                self._pause()
 
     def _count(self, n: int) -> None:
         self._head_bytes += n
@@ -231,7 +249,9 @@ class Connection(asyncio.Protocol):
         except asyncio.CancelledError:
             pass
         finally:
-            if not self._detached:
+            if self._detached:  # the handler that took the transport has returned
+                self.server.connections.discard(self)
+            else:
                 self.close()
 
     async def _answer(self, request: Request) -> bool:
@@ -241,18 +261,41 @@ class Connection(asyncio.Protocol):
         try:
             await self.server.handler(request, reply)
         except MalformedBody:
-            _answer_error(reply, 400)
+            self._answer_error(reply, 400)
             return False
         except Exception:
             log.exception("unhandled error serving %s %s", request.method, request.target[:200])
-            _answer_error(reply, 500)
+            self._answer_error(reply, 500)
             return False
         finally:
             self._busy = False
         if reply.detached or request.upgrade:
             return False  # handed over, or an upgrade refused: the parser cannot go on
-        # a body the handler left unread could be any size: closing beats reading it all
-        return reply.finished and reply.keep_alive and request.body.complete and not self._closing
+        if not reply.finished or self._closing:
+            return False
+        if not request.body.complete and not await self._drain(request.body):
+            return False
+        return reply.keep_alive
+
+    async def _drain(self, body: Body) -> bool:
+        """Read and drop what the handler left of a body, for at most ``linger_timeout``
+        seconds; False if it did not end by then. Closing with the client's bytes unread would
+        reset the connection, and the client could lose the answer it was just sent."""
+        if body.awaiting_continue:
+            return False  # the client sends nothing until told to: closing loses nothing
+        try:
+            async with asyncio.timeout(self.limits.linger_timeout):
+                while await body.next_chunk():
+                    pass
+        except (TimeoutError, MalformedBody, ConnectionError):
+            return False
+        return True
+
+    def _answer_error(self, reply: Reply, status: int) -> None:
+        """For a request the handler failed to answer; the connection then ends."""
+        if not reply.started:
+            reply.close_after()
+            reply.send(status, *self.server.error_answer(status))
 
     def _refuse(self, status: int, reason: str) -> None:
         """Bytes that do not parse end the connection. Requests parsed before them are answered
@@ -272,9 +315,9 @@ class Connection(asyncio.Protocol):
         """The answer to a head that did not parse (there is no request to give a Reply)."""
         status = self._refusal
         if status is not None:
-            text = _error_text(status)
+            headers, text = self.server.error_answer(status)
             head = encode_head([
-                f"HTTP/1.1 {status} {phrase(status)}", "Content-Type: text/plain",
+                f"HTTP/1.1 {status} {phrase(status)}", *(f"{n}: {v}" for n, v in headers),
                 f"Content-Length: {len(text)}", "Connection: close",
             ])  # fmt: skip
             self.write(head + text)
@@ -313,14 +356,24 @@ class Connection(asyncio.Protocol):
     def detach(self) -> tuple[asyncio.Transport, bytes]:
         assert self.transport is not None
         self._detached = True
-        self.server.connections.discard(self)
         tail, self._tail = self._tail, b""
         return self.transport, tail
+
+    @property
+    def closed(self) -> bool:
+        """The client went away or the connection is closing."""
+        return self._closing
 
     def close(self) -> None:
         self._closing = True
         self._wake()
         if self.transport is not None and not self._detached:
+            self.transport.close()
+
+    def abort(self) -> None:
+        """Close now, handed over or not (server shutdown)."""
+        self.close()
+        if self.transport is not None:
             self.transport.close()
 
     def _pause(self) -> None:

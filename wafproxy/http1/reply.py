@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Sequence
+from email.utils import formatdate
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Protocol
 
@@ -23,6 +25,9 @@ class ReplyOwner(Protocol):
     async def drain(self) -> None: ...
 
     def detach(self) -> tuple[asyncio.Transport, bytes]: ...
+
+    @property
+    def closed(self) -> bool: ...
 
 
 class Reply:
@@ -69,6 +74,15 @@ class Reply:
             self._conn.write(b"0\r\n\r\n")
         self.finished = True
 
+    @property
+    def head_only(self) -> bool:
+        """A HEAD request: the head is sent, never a body."""
+        return self._head_only
+
+    @property
+    def client_gone(self) -> bool:
+        return self._conn.closed
+
     def close_after(self) -> None:
         self.keep_alive = False
 
@@ -111,3 +125,15 @@ def phrase(status: int) -> str:
         return HTTPStatus(status).phrase
     except ValueError:
         return "Unknown"
+
+
+_date: tuple[int, str] = (0, "")
+
+
+def date_header() -> str:
+    """The current time as an HTTP ``Date`` value, formatted once a second."""
+    global _date
+    now = int(time.time())
+    if _date[0] != now:
+        _date = (now, formatdate(now, usegmt=True))
+    return _date[1]

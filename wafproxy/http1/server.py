@@ -7,8 +7,9 @@ import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from wafproxy.http1.connection import Connection, Request
+from wafproxy.http1.connection import Connection, Request, plain_error
 from wafproxy.http1.reply import Reply
+from wafproxy.request import Header
 
 
 @dataclass(frozen=True)
@@ -22,10 +23,15 @@ class ServerLimits:
     """Seconds a connection may sit idle between requests."""
     body_high_water: int = 256 * 1024
     """Body bytes buffered before reading from the client pauses."""
+    linger_timeout: float = 5.0
+    """Seconds to read and drop a body the handler answered without reading, so the client
+    can read the answer (closing with its bytes unread would reset the connection)."""
 
 
 Handler = Callable[[Request, Reply], Awaitable[None]]
 ErrorHook = Callable[[str], None]
+ErrorAnswer = Callable[[int], tuple[list[Header], bytes]]
+"""Headers and body of the server's own answer with a status (400, 431, 500)."""
 
 
 class Http1Server:
@@ -37,10 +43,12 @@ class Http1Server:
         handler: Handler,
         limits: ServerLimits,
         on_bad_request: ErrorHook = lambda reason: None,
+        error_answer: ErrorAnswer = plain_error,
     ) -> None:
         self.handler = handler
         self.limits = limits
         self.on_bad_request = on_bad_request
+        self.error_answer = error_answer
         self.loop = asyncio.get_running_loop()
         self.connections: set[Connection] = set()
         self._period = min(1.0, limits.header_timeout / 4, limits.keepalive_timeout / 4)
@@ -57,7 +65,7 @@ class Http1Server:
 
     async def shutdown(self, timeout: float) -> None:
         """Close idle connections now, the others once their request is answered (at most
-        ``timeout`` seconds later)."""
+        ``timeout`` seconds later; a connection handed over, a WebSocket say, then ends)."""
         if self._sweeper is not None:
             self._sweeper.cancel()
             self._sweeper = None
@@ -69,4 +77,4 @@ class Http1Server:
                 while self.connections:
                     await asyncio.sleep(0.05)
         for conn in list(self.connections):
-            conn.close()
+            conn.abort()
