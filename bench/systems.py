@@ -95,25 +95,6 @@ def wafproxy_config(empty: bool, log: bool) -> Callable[[Context], Launch]:
     return launch
 
 
-def lean_edge(
-    name: str, acl: Callable[[Context], Path] | None, log: bool = False
-) -> Callable[[Context], Launch]:
-    """bench/lean_edge.py: the engine behind a minimal edge (a measuring device)."""
-
-    def launch(ctx: Context) -> Launch:
-        port = free_port()
-        script = str(BENCH_DIR / "lean_edge.py")
-        cmd = [sys.executable, script, "--upstream", ctx.upstream_url, "--port", str(port)]
-        if acl is not None:
-            cmd += ["--rules", str(acl(ctx))]
-        log_file = ctx.work_dir / f"{name}-decisions.log" if log else None
-        if log_file is not None:
-            cmd += ["--decision-log", str(log_file)]
-        return Launch(cmd, port, decision_log=log_file)
-
-    return launch
-
-
 def wafproxy_cmd() -> list[str]:
     return [sys.executable, "-m", "wafproxy", "run"]
 
@@ -163,18 +144,6 @@ SYSTEMS = (
     System(
         "waf-default-logfile", "wafproxy run -c: default rules, decision_log.destination: FILE",
         DEFAULT_TARGET, wafproxy_config(empty=False, log=True),
-    ),
-    System(
-        "lean-empty", "bench/lean_edge.py --rules <empty ACL>: a minimal edge, no rules",
-        None, lean_edge("lean-empty", empty_acl_file),
-    ),
-    System(
-        "lean-default", "bench/lean_edge.py: the shipped default rules behind a minimal edge",
-        None, lean_edge("lean-default", None),
-    ),
-    System(
-        "lean-default-log", "bench/lean_edge.py --decision-log FILE: lean-default + decision log",
-        None, lean_edge("lean-default-log", None, log=True),
     ),
 )  # fmt: skip
 SYSTEM_NAMES = tuple(s.name for s in SYSTEMS)

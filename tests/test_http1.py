@@ -1,5 +1,5 @@
-"""The lean HTTP/1.1 server connection, over real loopback sockets: aiohttp's client for what is
-well formed, raw bytes for what a client library would not send."""
+"""The proxy listener's HTTP/1.1 server (wafproxy.http1), over real loopback sockets: aiohttp's
+client for what is well formed, raw bytes for what a client library would not send."""
 
 from __future__ import annotations
 
@@ -308,6 +308,25 @@ async def test_an_upgrade_hands_the_connection_over() -> None:
         assert raw.startswith(b"HTTP/1.1 200 ") and not raw.endswith(b"<still open>")
 
 
+async def test_an_upgrade_request_with_a_body_is_served_as_a_plain_request() -> None:
+    """llhttp stops parsing at an upgrade (``Upgrade: h2c`` on a POST, say): the body it
+    declared still reaches the handler, whether it came with the head or after it."""
+    head = b"POST /up HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n"
+    async with serving() as (port, _):
+        raw = await exchange(port, head + b"Content-Length: 5\r\n\r\nhelloGARBAGE")
+        digest = hashlib.sha256(b"hello").hexdigest().encode()
+        assert raw.startswith(b"HTTP/1.1 200 ") and raw.endswith(b"POST /up 5 " + digest)
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(head + b"Content-Length: 5\r\n\r\nhe")
+        await asyncio.sleep(0.05)
+        writer.write(b"llo")
+        async with asyncio.timeout(2.0):
+            assert (await reader.read()).endswith(b"POST /up 5 " + digest)  # then closed
+        writer.close()
+        raw = await exchange(port, head + b"Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n")
+        assert raw.startswith(b"HTTP/1.1 400 ")
+
+
 @pytest.mark.parametrize(
     "scenario",
     [
@@ -325,6 +344,7 @@ async def test_an_upgrade_hands_the_connection_over() -> None:
         test_slow_heads_and_idle_connections_are_closed,
         test_a_failing_handler_gets_a_500_and_the_connection_closes,
         test_an_upgrade_hands_the_connection_over,
+        test_an_upgrade_request_with_a_body_is_served_as_a_plain_request,
     ],
     ids=[
         "keep-alive",
@@ -341,6 +361,7 @@ async def test_an_upgrade_hands_the_connection_over() -> None:
         "deadlines",
         "500",
         "upgrade",
+        "upgrade-body",
     ],
 )
 def test_on_uvloop(scenario: Callable[[], Coroutine[None, None, None]]) -> None:

@@ -466,6 +466,45 @@ async def test_websocket_handshake_goes_through_the_acl(
     assert info.value.status == 403
 
 
+async def test_an_open_websocket_ends_when_the_proxy_stops(
+    start_proxy: StartProxy, client: aiohttp.ClientSession
+) -> None:
+    """A tunnel has no answer to finish: stopping closes it at once rather than waiting out
+    the shutdown grace period (15 s) for it."""
+    proxy = await start_proxy()
+    async with client.ws_connect(proxy.url.replace("http", "ws") + "/ws") as ws:
+        await ws.send_str("before")
+        assert (await ws.receive_str(timeout=5)) == "before"
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        await proxy.server.stop()
+        message = await ws.receive(timeout=5)
+        assert message.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
+        assert loop.time() - started < 3.0
+
+
+async def test_websocket_frames_sent_with_the_handshake_arrive(
+    proxy: RunningProxy, raw_connections: OpenRaw
+) -> None:
+    """A client may send its first frame in the same packet as the handshake: the bytes after
+    the head reach the upstream once the tunnel is joined."""
+    conn = await raw_connections(proxy.port)
+    handshake = (
+        b"GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+        b"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+    )
+    mask = b"\x01\x02\x03\x04"
+    frame = b"\x81\x82" + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(b"hi"))
+    await conn.send(handshake + frame)
+    head = await conn.reader.readuntil(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 101 ")
+    assert b"Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=" in head
+    assert b"X-Request-Id: " in head
+    async with asyncio.timeout(5):
+        echoed = await conn.reader.readexactly(4)
+    assert echoed == b"\x81\x02hi"  # the upstream's unmasked echo
+
+
 # -- routes ----------------------------------------------------------------------------------------
 async def test_routes_by_host_and_prefix_select_acls(
     start_proxy: StartProxy, client: aiohttp.ClientSession

@@ -148,7 +148,13 @@ class ProxyServer:
         tls = self.tls.context_for(address) if self.tls else None
         loop = asyncio.get_running_loop()
         listener = await loop.create_server(
-            http1, address.host, address.port, reuse_port=self.reuse_port or None, ssl=tls
+            http1,
+            address.host,
+            address.port,
+            reuse_port=self.reuse_port or None,
+            ssl=tls,
+            # a TLS handshake is part of the head: the same deadline (asyncio's default is 60 s)
+            ssl_handshake_timeout=http1.limits.header_timeout if tls is not None else None,
         )
         self._listeners.append(listener)
         if self.announce:

@@ -36,6 +36,12 @@ class RequestBody:
         self.too_large = False
         self.client_error: BaseException | None = None
 
+    def whole(self) -> bytes | None:
+        if self.rest is not None:
+            return None
+        self.sent = len(self.prefix)
+        return self.prefix
+
     async def chunks(self) -> AsyncIterator[bytes]:
         if self.prefix:
             self.sent = len(self.prefix)

@@ -56,6 +56,10 @@ class _Stale(Exception):
 class BodySource(Protocol):
     def chunks(self) -> AsyncIterator[bytes]: ...
 
+    def whole(self) -> bytes | None:
+        """The entire body when it is already in hand (it then goes out with the head, in one
+        write); None when it is still to come."""
+
 
 class Timeouts:
     __slots__ = ("connect", "deadline", "read")
@@ -425,9 +429,14 @@ async def _send(
         if body is None and not framed:
             headers = [*headers, ("Content-Length", "0")]
         chunked = body is not None and not framed
-    transport.write(request_head(method, path_qs, headers, chunked))
-    if body is not None:
-        await _write_body(conn, body, chunked)
+    head = request_head(method, path_qs, headers, chunked)
+    whole = None if body is None or chunked else body.whole()
+    if whole is not None:
+        transport.write(head + whole)
+    else:
+        transport.write(head)
+        if body is not None:
+            await _write_body(conn, body, chunked)
     while not conn.headers_done:
         if conn.error is not None:
             raise conn.error

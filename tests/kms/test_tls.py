@@ -266,3 +266,38 @@ async def test_a_key_under_another_kms_key_is_refused(
                 "kms": tls_setup.kms_section,
             }
         )
+
+
+async def test_a_handshake_never_finished_is_cut_at_the_header_deadline(
+    start_proxy: Any, tls_setup: TlsSetup
+) -> None:
+    cert, key, _ = await tls_setup.write_pair("shop", ["shop.example"])
+    proxy = await start_proxy({
+        "listeners": [tls_setup.listener([pair(cert, key, "shop.example")])],
+        "kms": tls_setup.kms_section, "limits": {"header_read_timeout": 0.5},
+    })  # fmt: skip
+    reader, writer = await asyncio.open_connection("127.0.0.1", proxy.port)
+    started = asyncio.get_running_loop().time()
+    async with asyncio.timeout(5.0):
+        assert await reader.read() == b""  # no ClientHello ever sent: closed
+    assert asyncio.get_running_loop().time() - started < 2.0  # asyncio's default is 60 s
+    writer.close()
+
+
+async def test_a_websocket_over_tls(start_proxy: Any, tls_setup: TlsSetup) -> None:
+    cert, key, _ = await tls_setup.write_pair("shop", ["shop.example"])
+    proxy = await start(start_proxy, tls_setup, [pair(cert, key, "shop.example")])
+    context = tls_setup.client_context()
+    async with (
+        aiohttp.ClientSession() as session,
+        session.ws_connect(
+            f"wss://127.0.0.1:{proxy.port}/ws", ssl=context, server_hostname="shop.example",
+            headers={"Host": "shop.example"},
+        ) as ws,
+    ):  # fmt: skip
+        for n in range(3):
+            await ws.send_str(f"over tls {n}")
+            assert await ws.receive_str(timeout=5) == f"over tls {n}"
+        payload = bytes(range(256)) * 4096  # 1 MB: more than one TLS record, flow control
+        await ws.send_bytes(payload)
+        assert await ws.receive_bytes(timeout=10) == payload

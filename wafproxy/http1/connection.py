@@ -360,6 +360,11 @@ class Connection(asyncio.Protocol):
         return self.transport, tail
 
     @property
+    def detached(self) -> bool:
+        """The transport was handed over (an upgrade)."""
+        return self._detached
+
+    @property
     def closed(self) -> bool:
         """The client went away or the connection is closing."""
         return self._closing

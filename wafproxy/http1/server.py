@@ -65,12 +65,15 @@ class Http1Server:
 
     async def shutdown(self, timeout: float) -> None:
         """Close idle connections now, the others once their request is answered (at most
-        ``timeout`` seconds later; a connection handed over, a WebSocket say, then ends)."""
+        ``timeout`` seconds later). A connection handed over (a WebSocket, say) ends now: it
+        has no answer to finish."""
         if self._sweeper is not None:
             self._sweeper.cancel()
             self._sweeper = None
         for conn in list(self.connections):
-            if conn.idle_since is not None:
+            if conn.detached:
+                conn.abort()
+            elif conn.idle_since is not None:
                 conn.close()
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(timeout):
