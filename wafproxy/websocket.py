@@ -58,6 +58,10 @@ async def forward_websocket(
     upstream = await _handshake(pool, path_qs, [*headers, *UPGRADE_HEADERS], fwd)
     outcome = Outcome(status=101, upstream_seconds=time.monotonic() - start)
     transport, tail = reply.detach()
+    if transport.is_closing():  # the client went away while the upstream answered
+        upstream.close()
+        outcome.client_gone = True
+        return outcome
     answer = without_hop_by_hop(decode_raw(upstream.raw_headers))
     answer += [*UPGRADE_HEADERS, (fwd.request_id_header, fwd.request_id)]
     transport.write(
@@ -222,7 +226,9 @@ class UpstreamSide(Pipe):
         held, self._held = self._held, b""
         if held:
             other.transport_write(held)
-        if self.transport is not None:
+        if self.ended.done() and other.transport is not None:
+            other.transport.close()  # the upstream closed before the join: so does the client
+        elif self.transport is not None:
             self.transport.resume_reading()
 
     def connection_lost(self, exc: Exception | None) -> None:
