@@ -19,7 +19,7 @@ from wafproxy.http1 import Connection, Handler, Http1Server, Reply, Request, Ser
 
 SMALL = ServerLimits(
     max_header_bytes=2048, max_headers=20, header_timeout=0.3, keepalive_timeout=0.6,
-    body_high_water=64 * 1024, linger_timeout=0.4,
+    body_high_water=64 * 1024, linger_timeout=0.4, body_timeout=0.4,
 )  # fmt: skip
 
 
@@ -327,6 +327,26 @@ async def test_an_upgrade_request_with_a_body_is_served_as_a_plain_request() -> 
         assert raw.startswith(b"HTTP/1.1 400 ")
 
 
+async def test_a_stalled_body_gets_a_408_and_a_slow_one_does_not() -> None:
+    """The body timeout runs between two reads that had to wait, not over the whole body."""
+    async with serving() as (port, bad):
+        post = b"POST /up HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\n"
+        started = asyncio.get_running_loop().time()
+        raw = await exchange(port, post + b"12345", wait=3.0)
+        assert raw.startswith(b"HTTP/1.1 408 ") and not raw.endswith(b"<still open>")
+        assert asyncio.get_running_loop().time() - started < SMALL.body_timeout + 0.5
+        assert bad.count("timeout") == 1
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(post)
+        for piece in (b"12", b"34", b"56", b"78", b"90"):  # 0.5 s in all, 0.1 s apart
+            await asyncio.sleep(0.1)
+            writer.write(piece)
+        async with asyncio.timeout(2.0):
+            head = await reader.readuntil(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200 ") and bad.count("timeout") == 1
+        writer.close()
+
+
 @pytest.mark.parametrize(
     "scenario",
     [
@@ -345,6 +365,7 @@ async def test_an_upgrade_request_with_a_body_is_served_as_a_plain_request() -> 
         test_a_failing_handler_gets_a_500_and_the_connection_closes,
         test_an_upgrade_hands_the_connection_over,
         test_an_upgrade_request_with_a_body_is_served_as_a_plain_request,
+        test_a_stalled_body_gets_a_408_and_a_slow_one_does_not,
     ],
     ids=[
         "keep-alive",
@@ -362,6 +383,7 @@ async def test_an_upgrade_request_with_a_body_is_served_as_a_plain_request() -> 
         "500",
         "upgrade",
         "upgrade-body",
+        "body-timeout",
     ],
 )
 def test_on_uvloop(scenario: Callable[[], Coroutine[None, None, None]]) -> None:

@@ -330,6 +330,30 @@ async def test_malformed_chunked_body_gets_400(
     assert lines[-1]["responseCodeSent"] == 400
 
 
+async def test_a_stalled_body_is_answered_408_and_logged(
+    start_proxy: StartProxy, raw_connections: OpenRaw
+) -> None:
+    proxy = await start_proxy({"limits": {"body_read_timeout": 0.4}})
+    inspected = await raw_connections(proxy.port)  # stalls inside the inspected prefix
+    await inspected.send(b"POST /t/digest HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n1234")
+    response = await inspected.response(timeout=3.0)
+    assert response.status == 408 and response.header("X-Request-Id")
+    streamed = await raw_connections(proxy.port)  # stalls after the prefix, while streaming
+    head = b"POST /t/digest HTTP/1.1\r\nHost: x\r\nContent-Length: 40000\r\n\r\n"
+    await streamed.send(head + b"a" * 20_000)
+    response = await streamed.response(timeout=3.0)
+    assert response.status == 408
+    lines = await proxy.wait_decisions(2)
+    assert [line["responseCodeSent"] for line in lines] == [408, 408]
+    assert [line["terminatingRuleId"] for line in lines] == [
+        "wafproxy:body_read_timeout",  # refused before the web ACL ran
+        "Default_Action",  # allowed on its first 16 KiB, then stalled
+    ]
+    assert proxy.server.metrics is not None
+    registry = proxy.server.metrics.registry
+    assert registry.get_sample_value("wafproxy_bad_requests_total", {"reason": "timeout"}) == 2
+
+
 async def test_garbage_never_takes_the_proxy_down(
     start_proxy: StartProxy, raw_connections: OpenRaw, client: aiohttp.ClientSession
 ) -> None:

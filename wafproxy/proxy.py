@@ -22,7 +22,7 @@ from wafproxy.acl.ipset import IpSet
 from wafproxy.acl.model import ActionKind, CustomResponse, RateView, Verdict, WebAcl
 from wafproxy.config.runtime import BoundRoute
 from wafproxy.decisionlog import DecisionLog
-from wafproxy.http1 import MalformedBody, Reply, Request, date_header
+from wafproxy.http1 import BodyTimeout, MalformedBody, Reply, Request, date_header
 from wafproxy.http1.reply import phrase
 from wafproxy.metrics import Metrics
 from wafproxy.proxy_headers import (
@@ -116,6 +116,7 @@ class Exchange:
     wreq: WafRequest | None = None
     verdict: Verdict | None = None
     logged: bool = False
+    body_timed_out: bool = False
     on_chunk: Callable[[bytes], None] | None = None
     """Sees each relayed response body chunk (detection, on login routes only)."""
 
@@ -215,7 +216,7 @@ class ProxyHandler:
             return await self._too_large(ex)
         snap = await self._snapshot(ex, limits.inspect_body_bytes)
         if snap is None:
-            return self._bad_body(ex)
+            return await self._bad_body(ex, timed_out=ex.body_timed_out)
         if len(snap.prefix) > limits.max_body_bytes:
             return await self._too_large(ex)
         if snap.request.body_oversize:
@@ -239,14 +240,24 @@ class ProxyHandler:
         self.metrics.child(self.metrics.bad_requests, "body_too_large").inc()
         return await self._refuse(ex, 413, "wafproxy:max_body_bytes")
 
-    def _bad_body(self, ex: Exchange) -> Outcome:
-        """The body broke off (client gone) or was malformed (400) while we read it."""
+    async def _bad_body(self, ex: Exchange, timed_out: bool) -> Outcome:
+        """The body broke off (client gone), was malformed (400) or stalled (408: the
+        listener's sweep counted it) while we read it. Read before the web ACL ran, it is
+        logged as the edge's refusal."""
+        rule = "wafproxy:body_read_timeout" if timed_out else "wafproxy:malformed_body"
         if ex.reply.client_gone:
+            if ex.verdict is None:
+                await self._snapshot(ex, 0)
+                ex.verdict = refused(rule)
             self._log(ex, CLIENT_CLOSED)
             return Outcome(status=CLIENT_CLOSED, client_gone=True)
-        self.metrics.child(self.metrics.bad_requests, "malformed").inc()
+        if not timed_out:
+            self.metrics.child(self.metrics.bad_requests, "malformed").inc()
+        status = 408 if timed_out else 400
+        if ex.verdict is None:
+            return await self._refuse(ex, status, rule)
         ex.reply.close_after()
-        return self._finish(ex, send_error(ex.reply, 400, ex.request_id, ex.id_header))
+        return self._finish(ex, send_error(ex.reply, status, ex.request_id, ex.id_header))
 
     async def _snapshot(self, ex: Exchange, inspect_bytes: int) -> Snapshot | None:
         request = ex.request
@@ -264,6 +275,9 @@ class ProxyHandler:
                 request_id=ex.request_id,
                 host=ex.host,
             )
+        except BodyTimeout:
+            ex.body_timed_out = True
+            return None
         except (MalformedBody, ConnectionError):
             return None
         ex.wreq = snap.request
@@ -331,8 +345,8 @@ class ProxyHandler:
                 outcome = await self._exchange(ex, snap, headers, fwd)
         except BodyTooLarge:
             return await self._too_large(ex)
-        except ClientBodyError:
-            return self._bad_body(ex)
+        except ClientBodyError as exc:
+            return await self._bad_body(ex, timed_out=exc.timed_out)
         except UpstreamError as exc:
             return self._upstream_failed(ex, exc)
         except UpgradeRefused as exc:

@@ -256,6 +256,7 @@ def server_limits(limits: Limits) -> ServerLimits:
         max_headers=limits.max_headers,
         header_timeout=limits.header_read_timeout,
         keepalive_timeout=limits.keepalive_timeout,
+        body_timeout=limits.body_read_timeout,
     )
 
 

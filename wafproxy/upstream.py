@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 
 from wafproxy.config.model import ResponseHeaders, Target
-from wafproxy.http1 import Body, MalformedBody, Reply
+from wafproxy.http1 import Body, BodyTimeout, MalformedBody, Reply
 from wafproxy.proxy_headers import ForwardedFor, client_headers, host_for
 from wafproxy.request import Header
 from wafproxy.upstream_errors import (
@@ -51,7 +51,7 @@ class RequestBody:
         while True:
             try:
                 chunk = await self.rest.next_chunk()
-            except (MalformedBody, ConnectionError) as exc:
+            except (MalformedBody, BodyTimeout, ConnectionError) as exc:
                 self.client_error = exc
                 raise
             if not chunk:
@@ -137,7 +137,7 @@ def _raise_client_side(exc: BaseException, body: RequestBody | None) -> None:
     if body is not None and body.too_large:
         raise BodyTooLarge from exc
     if body is not None and body.client_error is not None:
-        raise ClientBodyError from exc
+        raise ClientBodyError(timed_out=isinstance(body.client_error, BodyTimeout)) from exc
 
 
 NO_HEADER_CHANGES = ResponseHeaders()

@@ -39,7 +39,12 @@ class UpgradeRefused(Exception):
 
 
 class ClientBodyError(Exception):
-    """The client's body broke off or was malformed (bad chunk framing) while streaming."""
+    """The client's body broke off, was malformed (bad chunk framing) or stalled past
+    ``body_read_timeout`` (``timed_out``) while streaming."""
+
+    def __init__(self, timed_out: bool = False) -> None:
+        super().__init__("request body timed out" if timed_out else "request body broken")
+        self.timed_out = timed_out
 
 
 def classify(exc: BaseException) -> ErrorKind:

@@ -37,7 +37,7 @@ upstreams:
   api: {targets: ["http://10.0.0.1:8000/"]}
 rules: [rules/a.yaml, /abs/b.yaml]
 limits: {max_body_bytes: 1000, inspect_body_bytes: 100, max_header_bytes: 2048, max_headers: 9,
-         header_read_timeout: 1.5, keepalive_timeout: 30}
+         header_read_timeout: 1.5, keepalive_timeout: 30, body_read_timeout: 20}
 client_ip: {header: X-Real-IP, trusted_proxies: [10.0.0.0/8, "2001:db8::1"], position: first}
 request_id: {header: X-Trace, trust_incoming: true}
 admin: {listen: "0.0.0.0:9901", token: s3cret}
@@ -90,7 +90,7 @@ def test_every_key_is_read() -> None:
     assert (app.max_fails, app.fail_timeout, app.pool_size) == (5, 2.5, 7)
     assert (app.connect_timeout, app.read_timeout, app.total_timeout) == (1, 2, 3)
     assert config.rules == (Path("/etc/wafproxy/rules/a.yaml"), Path("/abs/b.yaml"))
-    assert config.limits == Limits(1000, 100, 2048, 9, 1.5, 30)
+    assert config.limits == Limits(1000, 100, 2048, 9, 1.5, 30, 20)
     assert config.client_ip.header == "X-Real-IP"
     assert config.client_ip.trusted_proxies == (
         ipaddress.ip_network("10.0.0.0/8"),

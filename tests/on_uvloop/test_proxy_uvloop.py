@@ -17,6 +17,7 @@ from kms.test_tls import (
 from test_edge import test_quick_keepalive_requests_each_get_a_fresh_deadline
 from test_proxy import (
     test_413_while_streaming_a_chunked_body,
+    test_a_stalled_body_is_answered_408_and_logged,
     test_an_open_websocket_ends_when_the_proxy_stops,
     test_body_prefix_is_inspected_and_the_rest_is_not,
     test_chunked_request_body_streams_through,
@@ -39,6 +40,7 @@ async def test_the_loop_is_uvloop() -> None:
 __all__ = [
     "test_413_while_streaming_a_chunked_body",
     "test_a_handshake_never_finished_is_cut_at_the_header_deadline",
+    "test_a_stalled_body_is_answered_408_and_logged",
     "test_a_websocket_over_tls",
     "test_aiohttp_client_over_tls_with_an_encrypted_key",
     "test_an_open_websocket_ends_when_the_proxy_stops",

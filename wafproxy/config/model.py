@@ -143,6 +143,8 @@ class Limits:
     max_headers: int = 100
     header_read_timeout: float = 10.0
     keepalive_timeout: float = 75.0
+    body_read_timeout: float = 60.0
+    """Seconds the proxy waits for the next bytes of a request body it is reading (408)."""
 
 
 @dataclass(frozen=True)

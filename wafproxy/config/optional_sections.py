@@ -70,6 +70,9 @@ def _limits(node: Node, errors: ErrorCollector) -> Limits:
         keepalive_timeout=errors.field(
             opts, "keepalive_timeout", parse_seconds, d.keepalive_timeout
         ),
+        body_read_timeout=errors.field(
+            opts, "body_read_timeout", parse_seconds, d.body_read_timeout
+        ),
     )
 
 

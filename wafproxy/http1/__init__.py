@@ -11,12 +11,12 @@ not parse, bodies with bounded buffering (reading pauses above ``body_high_water
 requests answered in order, and upgrades handed over with their transport.
 """
 
-from wafproxy.http1.body import Body, MalformedBody
+from wafproxy.http1.body import Body, BodyTimeout, MalformedBody
 from wafproxy.http1.connection import Connection, Request
 from wafproxy.http1.reply import Reply, date_header, encode_head
 from wafproxy.http1.server import ErrorHook, Handler, Http1Server, ServerLimits
 
 __all__ = [
-    "Body", "Connection", "ErrorHook", "Handler", "Http1Server", "MalformedBody", "Reply",
-    "Request", "ServerLimits", "date_header", "encode_head",
+    "Body", "BodyTimeout", "Connection", "ErrorHook", "Handler", "Http1Server", "MalformedBody",
+    "Reply", "Request", "ServerLimits", "date_header", "encode_head",
 ]  # fmt: skip

@@ -17,10 +17,18 @@ class BodyOwner(Protocol):
 
     def write(self, data: bytes) -> None: ...
 
+    def waiting(self, body: Body | None) -> None:
+        """``body``'s reader waits for bytes (None: it got them); the connection's sweep fails
+        it with BodyTimeout if none come for ``body_timeout`` seconds."""
+
 
 class MalformedBody(Exception):
     """The request body broke its framing (a bad chunk size, say): raised by its reader. A
     handler that lets it through gets the client a 400."""
+
+
+class BodyTimeout(Exception):
+    """No byte of the request body came for ``body_timeout`` seconds: raised by its reader."""
 
 
 class Body:
@@ -77,10 +85,12 @@ class Body:
             if self._done:
                 return b""
             self._waiter = self._conn.loop.create_future()
+            self._conn.waiting(self)
             try:
                 await self._waiter
             finally:
                 self._waiter = None
+                self._conn.waiting(None)
         data = self._chunks.popleft()
         if 0 <= limit < len(data):
             self._chunks.appendleft(data[limit:])

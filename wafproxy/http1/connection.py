@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, cast
 
 import httptools
 
-from wafproxy.http1.body import Body, MalformedBody
+from wafproxy.http1.body import Body, BodyTimeout, MalformedBody
 from wafproxy.http1.reply import Reply, encode_head, phrase
 from wafproxy.request import Header
 
@@ -88,6 +88,8 @@ class Connection(asyncio.Protocol):
         """An upgrade request's body bytes still to come (llhttp leaves them to us)."""
         self._drain_waiter: asyncio.Future[None] | None = None
         self._write_paused = False
+        self._waiting_body: Body | None = None
+        self._waiting_since = 0.0
 
     # -- asyncio.Protocol ----------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -263,6 +265,9 @@ class Connection(asyncio.Protocol):
         except MalformedBody:
             self._answer_error(reply, 400)
             return False
+        except BodyTimeout:
+            self._answer_error(reply, 408)
+            return False
         except Exception:
             log.exception("unhandled error serving %s %s", request.method, request.target[:200])
             self._answer_error(reply, 500)
@@ -287,7 +292,7 @@ class Connection(asyncio.Protocol):
             async with asyncio.timeout(self.limits.linger_timeout):
                 while await body.next_chunk():
                     pass
-        except (TimeoutError, MalformedBody, ConnectionError):
+        except (TimeoutError, MalformedBody, BodyTimeout, ConnectionError):
             return False
         return True
 
@@ -340,6 +345,11 @@ class Connection(asyncio.Protocol):
                 await self._drain_waiter
             finally:
                 self._drain_waiter = None
+
+    def waiting(self, body: Body | None) -> None:
+        self._waiting_body = body
+        if body is not None:
+            self._waiting_since = self.loop.time()
 
     def buffered(self, change: int) -> None:
         """Body bytes held for this connection's requests (pipelined ones included): reading
@@ -396,7 +406,13 @@ class Connection(asyncio.Protocol):
             self._wakeup.set_result(None)
 
     def check_deadlines(self, now: float) -> None:
-        """Called by the server's sweep: a late head or a connection idle for too long ends."""
+        """Called by the server's sweep: a late head or a connection idle for too long ends; a
+        body whose reader waited too long for its next bytes fails (its handler answers)."""
+        body = self._waiting_body
+        if body is not None and now - self._waiting_since > self.limits.body_timeout:
+            self._waiting_body = None
+            self.server.on_bad_request("timeout")
+            body.fail(BodyTimeout(f"no request body byte for {self.limits.body_timeout:g} s"))
         if self.deadline is not None and now > self.deadline and not self._busy:
             self.server.on_bad_request("timeout")
             self.close()

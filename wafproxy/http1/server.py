@@ -21,6 +21,8 @@ class ServerLimits:
     """Seconds from a connection or a request's first byte until its head has arrived."""
     keepalive_timeout: float = 75.0
     """Seconds a connection may sit idle between requests."""
+    body_timeout: float = 60.0
+    """Seconds a handler reading the request body may wait for its next bytes (BodyTimeout)."""
     body_high_water: int = 256 * 1024
     """Body bytes buffered before reading from the client pauses."""
     linger_timeout: float = 5.0
@@ -51,7 +53,9 @@ class Http1Server:
         self.error_answer = error_answer
         self.loop = asyncio.get_running_loop()
         self.connections: set[Connection] = set()
-        self._period = min(1.0, limits.header_timeout / 4, limits.keepalive_timeout / 4)
+        self._period = min(
+            1.0, limits.header_timeout / 4, limits.keepalive_timeout / 4, limits.body_timeout / 4
+        )
         self._sweeper: asyncio.TimerHandle | None = self.loop.call_later(self._period, self._sweep)
 
     def __call__(self) -> Connection:
