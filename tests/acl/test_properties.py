@@ -166,6 +166,7 @@ JSONISH = st.recursive(
 ATTACKY = st.sampled_from([
     "' or 1=1--", "<script>alert(1)</script>", "../../etc/passwd", "admin", "%00", "%2e%2e%2f",
     "&#x3C;svg onload=alert(1)&#x3E;", "union select", "sqlmap", "\\u003c", "%u002e", "=",
+    "union/**/select", "1/*", "%2f%2a*/",
 ])  # fmt: skip
 TEXT = st.one_of(
     st.text(max_size=30), ATTACKY, st.text(alphabet="%2eEfF0a/&=;<>'\"\\ +", max_size=30)
