@@ -110,10 +110,10 @@ class Reply:
 def encode_head(lines: Sequence[str]) -> bytes:
     """A message head from its start line and header lines; ValueError if a line holds a CR or
     LF (a header would split the head: request smuggling, response splitting)."""
-    text = "\r\n".join(lines)
-    if text.count("\n") != len(lines) - 1 or text.count("\r") != len(lines) - 1:
+    flat = "".join(lines)  # two `in` tests (memchr) cost half of counting in the joined head
+    if "\n" in flat or "\r" in flat:
         raise ValueError("a header name or value contains CR or LF")
-    return (text + "\r\n\r\n").encode("utf-8", "surrogateescape")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8", "surrogateescape")
 
 
 def _bodiless(status: int) -> bool:
