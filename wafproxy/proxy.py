@@ -51,8 +51,9 @@ REQUEST_ID_CHARS = frozenset(
 MAX_REQUEST_ID = 128
 CLIENT_CLOSED = 499
 """Status recorded (never sent) when the client went away first, as nginx does."""
-ANSWER_FRAMING = frozenset({"content-length", "transfer-encoding", "connection"})
-"""Header names a custom block response may not set: the reply frames the answer."""
+SET_BY_US = frozenset({"content-length", "transfer-encoding", "connection", "content-type", "date"})
+"""Header names a custom block response's ``headers`` cannot set: the reply frames the answer,
+``content_type`` is its own option, the Date is the clock's."""
 
 
 def new_request_id() -> str:
@@ -88,7 +89,7 @@ def refused(rule: str) -> Verdict:
 def send_block(reply: Reply, verdict: Verdict, request_id: str, header: str) -> Outcome:
     custom = verdict.response or CustomResponse()
     body = custom.body or f"Request blocked.\nrequest id: {request_id}\n".encode()
-    skip = ANSWER_FRAMING | {"content-type", header.lower()}
+    skip = SET_BY_US | {header.lower()}
     headers = [(name, value) for name, value in custom.headers if name.lower() not in skip]
     headers += [("Content-Type", custom.content_type), (header, request_id)]
     if not header_value(headers, "server"):
