@@ -153,10 +153,10 @@ async def test_in_flight_requests_finish_on_the_old_config(
     assert await status(client, proxy.url + "/echo") == 502
     assert await slow == 200
     for _ in range(50):
-        if old_pool._session is None:
+        if old_pool.connections.closed:
             break
         await asyncio.sleep(0.02)
-    assert old_pool._session is None  # closed once its last request finished
+    assert old_pool.connections.closed  # closed once its last request finished
 
 
 async def test_listener_change_needs_a_restart(

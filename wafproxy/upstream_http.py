@@ -5,7 +5,7 @@ checked, so it needs none of what a general client does per request (URL objects
 auto headers, redirects, tracing, a response object graph). On the benchmark shapes the
 ClientSession exchange cost more than everything else a bare proxy does; this client writes the
 request head in one ``transport.write`` and parses the answer with llhttp (httptools), the
-parser aiohttp itself uses. WebSocket upgrades still go through aiohttp (``upstream.py``).
+parser aiohttp itself uses. A WebSocket handshake takes a connection of its own (websocket.py).
 
 Errors: ``ConnectFailed`` (nothing was sent; the pool's passive health counts it),
 ``TimeoutError`` (connect, read or total deadline), ``ConnectionResetError`` (the upstream went
@@ -367,6 +367,10 @@ class ConnectionPool:
     def _free_slot(self) -> None:
         if self._slots is not None:
             self._slots.release()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
 
     def close(self) -> None:
         self._closed = True

@@ -1,9 +1,7 @@
 """The targets of one upstream: round robin with passive health, and the client TLS settings.
 
-Plain requests go through the pool's own keep-alive connections (upstream_http, at most
-``pool_size``). WebSocket upgrades use one aiohttp ClientSession per upstream, made on first use,
-with ``auto_decompress=False`` and no cookie jar, so nothing one client sends leaks into another
-client's request.
+Requests go through the pool's own keep-alive connections (upstream_http, at most
+``pool_size``); a WebSocket handshake opens a connection of its own (websocket.py).
 """
 
 from __future__ import annotations
@@ -12,13 +10,8 @@ import ssl
 import time
 from dataclasses import dataclass
 
-import aiohttp
-
 from wafproxy.config.model import Target, Upstream
 from wafproxy.upstream_http import ConnectionPool
-
-CLIENT_SKIP_AUTO = ("User-Agent", "Accept", "Accept-Encoding", "Content-Type")
-MAX_UPSTREAM_FIELD = 64 * 1024
 
 
 @dataclass
@@ -41,14 +34,6 @@ class UpstreamPool:
         self._next = 0
         self.tls = tls_context(config)
         self.connections = ConnectionPool(config.pool_size, config.connect_timeout, self.tls)
-        self._session: aiohttp.ClientSession | None = None
-
-    @property
-    def session(self) -> aiohttp.ClientSession:
-        """aiohttp's client, for WebSocket upgrades only (plain requests use ``connections``)."""
-        if self._session is None:
-            self._session = _new_session(self.config)
-        return self._session
 
     def order(self, now: float) -> list[TargetHealth]:
         """Targets to try for one request: healthy ones in round-robin order, or all of them
@@ -82,9 +67,6 @@ class UpstreamPool:
 
     async def close(self) -> None:
         self.connections.close()
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
 
 
 def tls_context(config: Upstream) -> ssl.SSLContext | None:
@@ -98,21 +80,3 @@ def tls_context(config: Upstream) -> ssl.SSLContext | None:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
     return context
-
-
-def _new_session(config: Upstream) -> aiohttp.ClientSession:
-    connector = aiohttp.TCPConnector(limit=config.pool_size, limit_per_host=0, ttl_dns_cache=10)
-    timeout = aiohttp.ClientTimeout(
-        total=config.total_timeout,
-        sock_connect=config.connect_timeout,
-        sock_read=config.read_timeout,
-    )
-    return aiohttp.ClientSession(
-        connector=connector,
-        timeout=timeout,
-        auto_decompress=False,
-        cookie_jar=aiohttp.DummyCookieJar(),
-        skip_auto_headers=CLIENT_SKIP_AUTO,
-        max_line_size=MAX_UPSTREAM_FIELD,
-        max_field_size=MAX_UPSTREAM_FIELD,
-    )
