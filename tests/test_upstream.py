@@ -13,6 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from wafproxy.config.model import HOST_PASS, HOST_UPSTREAM, Target, Upstream
 from wafproxy.proxy_headers import ForwardedFor, host_for, upstream_headers, without_hop_by_hop
 from wafproxy.upstream_errors import ErrorKind, classify
+from wafproxy.upstream_http import ConnectFailed, UpstreamProtocolError
 from wafproxy.upstream_pool import UpstreamPool
 
 if TYPE_CHECKING:
@@ -93,10 +94,10 @@ def test_host_for_each_mode() -> None:
 
 def test_classify_errors() -> None:
     assert classify(TimeoutError()) is ErrorKind.TIMEOUT
-    assert classify(aiohttp.SocketTimeoutError()) is ErrorKind.TIMEOUT
-    assert classify(aiohttp.ServerDisconnectedError()) is ErrorKind.RESET
+    assert classify(ConnectFailed(timed_out=True)) is ErrorKind.TIMEOUT
+    assert classify(ConnectFailed(timed_out=False)) is ErrorKind.CONNECT
     assert classify(ConnectionResetError()) is ErrorKind.RESET
-    assert classify(aiohttp.ClientPayloadError()) is ErrorKind.PROTOCOL
+    assert classify(UpstreamProtocolError("not HTTP")) is ErrorKind.PROTOCOL
     assert (ErrorKind.TIMEOUT.status, ErrorKind.CONNECT.status) == (504, 502)
 
 

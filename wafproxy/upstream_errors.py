@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import enum
 
-import aiohttp
-
 from wafproxy.upstream_http import ConnectFailed, UpstreamProtocolError
 
 
@@ -50,24 +48,16 @@ class ClientBodyError(Exception):
 def classify(exc: BaseException) -> ErrorKind:
     if isinstance(exc, ConnectFailed):
         return ErrorKind.TIMEOUT if exc.timed_out else ErrorKind.CONNECT
-    if isinstance(exc, UpstreamProtocolError):
-        return ErrorKind.PROTOCOL
     if isinstance(exc, TimeoutError):
         return ErrorKind.TIMEOUT
-    if isinstance(exc, aiohttp.ClientConnectorError):
-        return ErrorKind.CONNECT
-    if isinstance(exc, (aiohttp.ServerDisconnectedError, ConnectionError, aiohttp.ClientOSError)):
+    if isinstance(exc, OSError):  # ConnectionError included: the upstream went away
         return ErrorKind.RESET
     return ErrorKind.PROTOCOL
 
 
-UPSTREAM_FAILURES = (
-    aiohttp.ClientError, TimeoutError, OSError, ConnectFailed, UpstreamProtocolError
-)  # fmt: skip
+UPSTREAM_FAILURES = (TimeoutError, OSError, ConnectFailed, UpstreamProtocolError)
 
 
 def is_connect_failure(exc: BaseException) -> bool:
     """Failures before anything was sent: safe to try the next target, and count for health."""
-    return isinstance(
-        exc, (ConnectFailed, aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)
-    )
+    return isinstance(exc, ConnectFailed)
