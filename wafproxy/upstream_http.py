@@ -18,8 +18,8 @@ import asyncio
 import ssl
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Sequence
-from typing import Protocol, cast
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Protocol, TypeVar, cast
 
 import httptools
 
@@ -35,6 +35,9 @@ IDLE_SECONDS = 15.0
 """A kept-alive connection idle longer than this is closed rather than reused."""
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+
+
+P = TypeVar("P", bound=asyncio.BaseProtocol)
 
 
 class UpstreamProtocolError(Exception):
@@ -328,13 +331,19 @@ class ConnectionPool:
         return None
 
     async def _connect(self, target: Target) -> Connection:
+        return await self.open(lambda: Connection(self, target), target)
+
+    async def open(self, factory: Callable[[], P], target: Target) -> P:
+        """A new connection to ``target`` with the pool's TLS settings and connect timeout,
+        served by ``factory``'s protocol (pooled or not: a WebSocket takes one of its own).
+        Raises ConnectFailed."""
         loop = asyncio.get_running_loop()
         tls = self._tls_context() if target.scheme == "https" else None
         server_name = target.host if tls is not None and tls.check_hostname else None
         try:
             async with asyncio.timeout(self._connect_timeout):
-                _, conn = await loop.create_connection(
-                    lambda: Connection(self, target),
+                _, protocol = await loop.create_connection(
+                    factory,
                     target.host,
                     target.port,
                     ssl=tls,
@@ -344,7 +353,7 @@ class ConnectionPool:
             raise ConnectFailed(timed_out=True) from exc
         except (OSError, ssl.SSLError) as exc:
             raise ConnectFailed(timed_out=False) from exc
-        return conn
+        return protocol
 
     def _tls_context(self) -> ssl.SSLContext:
         if self._tls is None:

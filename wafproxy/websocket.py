@@ -10,19 +10,26 @@ limits, as it does without a proxy in front.
 from __future__ import annotations
 
 import asyncio
-import ssl
 import time
 from collections.abc import Sequence
 from typing import cast
 
 import httptools
 
-from wafproxy.config.model import Target
 from wafproxy.http1 import Reply, encode_head
-from wafproxy.proxy_headers import ForwardedFor, decode_raw, host_for, without_hop_by_hop
+from wafproxy.proxy_headers import (
+    ForwardedFor,
+    connection_tokens,
+    decode_raw,
+    header_value,
+    header_values,
+    host_for,
+    without_hop_by_hop,
+)
 from wafproxy.request import Header
 from wafproxy.upstream import Outcome, StatusCallback
-from wafproxy.upstream_errors import ErrorKind, UpgradeRefused, UpstreamError
+from wafproxy.upstream_errors import ErrorKind, UpgradeRefused, UpstreamError, classify
+from wafproxy.upstream_http import ConnectFailed
 from wafproxy.upstream_pool import UpstreamPool
 
 MAX_HANDSHAKE = 64 * 1024
@@ -31,14 +38,8 @@ UPGRADE_HEADERS = (("Connection", "Upgrade"), ("Upgrade", "websocket"))
 
 
 def is_websocket(method: str, headers: Sequence[Header]) -> bool:
-    connection = upgrade = ""
-    for name, value in headers:
-        low = name.lower()
-        if low == "connection":
-            connection += "," + value.lower()
-        elif low == "upgrade":
-            upgrade = value.strip().lower()
-    tokens = {token.strip() for token in connection.split(",")}
+    tokens = [t for v in header_values(headers, "connection") for t in connection_tokens(v)]
+    upgrade = header_value(headers, "upgrade").strip().lower()
     return method == "GET" and "upgrade" in tokens and upgrade == "websocket"
 
 
@@ -84,9 +85,9 @@ async def _handshake(
     for health in pool.order(time.monotonic()):
         target = health.target
         try:
-            side = await _connect(pool, target)
-        except (OSError, ssl.SSLError, TimeoutError) as exc:
-            kind = ErrorKind.TIMEOUT if isinstance(exc, TimeoutError) else ErrorKind.CONNECT
+            side = await pool.connections.open(UpstreamSide, target)
+        except ConnectFailed as exc:
+            kind = classify(exc)
             pool.failed(health, time.monotonic())
             continue
         pool.succeeded(health)
@@ -95,23 +96,6 @@ async def _handshake(
         await side.answered(pool.config.read_timeout)
         return side
     raise UpstreamError(kind)
-
-
-async def _connect(pool: UpstreamPool, target: Target) -> UpstreamSide:
-    loop = asyncio.get_running_loop()
-    tls: ssl.SSLContext | None = None
-    if target.scheme == "https":
-        tls = pool.tls if pool.tls is not None else ssl.create_default_context()
-    server_name = target.host if tls is not None and tls.check_hostname else None
-    async with asyncio.timeout(pool.config.connect_timeout):
-        _, side = await loop.create_connection(
-            UpstreamSide,
-            target.host,
-            target.port,
-            ssl=tls,
-            server_hostname=server_name if tls is not None else None,
-        )
-    return side
 
 
 class Pipe(asyncio.Protocol):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import AsyncIterator
 from typing import Protocol
 
 
@@ -32,7 +31,7 @@ class BodyTimeout(Exception):
 
 
 class Body:
-    """A request body as it arrives. ``read`` and ``chunks`` wait for bytes; the connection
+    """A request body as it arrives. ``read`` and ``next_chunk`` wait for bytes; the connection
     pauses reading while more than the high water mark is buffered."""
 
     def __init__(self, conn: BodyOwner, expected: int | None, continue_first: bool = False) -> None:
@@ -66,10 +65,6 @@ class Body:
                 break
             out += data
         return bytes(out)
-
-    async def chunks(self) -> AsyncIterator[bytes]:
-        while data := await self._next(-1):
-            yield data
 
     async def next_chunk(self) -> bytes:
         """The next bytes as they arrived; b"" at the end."""
