@@ -158,6 +158,8 @@ ROWS: list[tuple[str, str, str]] = [
     ("replace_comments", "Test\nCase */ After", "Test\nCase */ After"),
     ("replace_comments", "UNION/*&a=*/SELECT", "UNION SELECT"),
     ("replace_comments", "-- # not C comments", "-- # not C comments"),
+    ("replace_comments", "a * b / c", "a * b / c"),
+    ("replace_comments", "*/* x", "* "),
     # remove_comments_char
     ("remove_comments_char", "UNION/**/SELECT", "UNIONSELECT"),
     ("remove_comments_char", "a/*b*/c--d#e<!--f-->", "abcdef"),
