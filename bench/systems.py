@@ -56,13 +56,16 @@ def bare(ctx: Context) -> Launch:
     return Launch(cmd, port)
 
 
-def wafproxy_cli(name: str, acl: Callable[[Context], Path] | None) -> Callable[[Context], Launch]:
-    """``acl``: writes the web ACL file to run; None for the shipped default rules."""
+def wafproxy_cli(
+    name: str, acl: Callable[[Context], Path] | None, program: list[str] | None = None
+) -> Callable[[Context], Launch]:
+    """``acl``: writes the web ACL file to run; None for the shipped default rules.
+    ``program``: the command before ``--upstream`` (``wafproxy run`` unless given)."""
 
     def launch(ctx: Context) -> Launch:
         port, admin = free_port(), free_port()
         cmd = [
-            *wafproxy_cmd(), "--upstream", ctx.upstream_url,
+            *(program or wafproxy_cmd()), "--upstream", ctx.upstream_url,
             "--listen", f"127.0.0.1:{port}", "--admin", f"127.0.0.1:{admin}",
         ]  # fmt: skip
         if acl is not None:
@@ -128,6 +131,11 @@ SYSTEMS = (
         "waf-bodyscan",
         "wafproxy run --rules <only the default web ACL's whole-body scans> (bench/body_floor.py)",
         None, wafproxy_cli("bodyscan", body_scan_acl_file),
+    ),
+    System(
+        "waf-noscan",
+        "wafproxy run (shipped default rules), every Hyperscan scan finding nothing (noscan.py)",
+        None, wafproxy_cli("noscan", None, [sys.executable, str(BENCH_DIR / "noscan.py"), "run"]),
     ),
     System(
         "waf-empty-logoff", "wafproxy run -c: empty ACL, decision_log.destination: off",

@@ -91,7 +91,7 @@ def test_throughput_every_system_runs(monkeypatch: pytest.MonkeyPatch) -> None:
     assert {system for system, _ in rows} == set(names)
     assert len(rows) == 2 * len(names)
     assert all("1/1" in row for row in rows.values())
-    for system in ("waf-empty", "waf-default", "waf-bodyscan", "waf-default-logfile"):
+    for system in ("waf-empty", "waf-default", "waf-bodyscan", "waf-noscan", "waf-default-logfile"):
         note = next(line for line in done.stdout.splitlines() if line.startswith(f"{system}:"))
         assert "decision log lines" in note and "(0 decision" not in note, note
 
