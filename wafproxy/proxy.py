@@ -20,8 +20,10 @@ from urllib.parse import unquote
 from wafproxy.acl.engine import evaluate
 from wafproxy.acl.ipset import IpSet
 from wafproxy.acl.model import ActionKind, CustomResponse, RateView, Verdict, WebAcl
+from wafproxy.acl.together import Job
 from wafproxy.config.runtime import BoundRoute
 from wafproxy.decisionlog import DecisionLog
+from wafproxy.evaluation_batches import EvaluationBatches
 from wafproxy.http1 import BodyTimeout, MalformedBody, Reply, Request, date_header
 from wafproxy.http1.reply import phrase
 from wafproxy.metrics import Metrics
@@ -155,6 +157,7 @@ class ProxyHandler:
         """Threat detection: one Observation per finished request; None: off (no cost)."""
         self.clock = clock
         """Wall-clock seconds for rules, IP set expiry and observations (tests pass a fake)."""
+        self.evaluations = EvaluationBatches()
 
     def server_error(self, status: int) -> tuple[list[Header], bytes]:
         """The listener's own answer to what never reached ``handle`` (a head that does not
@@ -291,11 +294,12 @@ class ProxyHandler:
         acl = ex.bound.acl
         state = self.state
         if state is None:
-            verdict, seconds = self._run_engine(acl, wreq, now, None, None)
+            verdict, seconds = await self.evaluations.evaluate(Job(acl, wreq, now))
         else:
             view = state.rate_view(now)
             ip_sets = state.ip_sets(now)
-            verdict, seconds = self._run_engine(acl, wreq, now, view, ip_sets)
+            job = Job(acl, wreq, now, view, ip_sets)
+            verdict, seconds = await self.evaluations.evaluate(job)
             if state.unsettled(view) and await self._settle(state, view, now):
                 verdict, again = self._run_engine(acl, wreq, now, view, ip_sets)
                 seconds += again

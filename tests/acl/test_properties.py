@@ -18,6 +18,7 @@ from wafproxy.acl.engine import evaluate
 from wafproxy.acl.fields import FIELDS
 from wafproxy.acl.model import ActionKind, EvalContext, WebAcl
 from wafproxy.acl.statements import STATEMENTS
+from wafproxy.acl.together import Job, evaluate_together
 from wafproxy.acl.transforms import TRANSFORMS
 from wafproxy.rawhttp import build_request
 from wafproxy.request import Header, WafRequest
@@ -280,3 +281,46 @@ def test_skipping_rules_and_remembering_values_never_change_a_verdict(
     fast = evaluate(acl, build(parts))
     traced = EvalContext(acl=acl, geo=acl.geo, trace=lambda kind, data: None)
     assert fast == evaluate(acl, build(parts), ctx=traced)
+
+
+LONG_TAIL = b"&note=" + b"Ideal for furniture and shelving or small projects. " * 8
+"""Past memo.MAX_VALUE: a body the engine scans every time (acl/together.py scans those
+together)."""
+INSPECTED = {"inspect_body_bytes": 16 * 1024}
+
+
+def form_post(body: bytes) -> WafRequest:
+    headers = (("Host", "shop.example"), ("User-Agent", "Mozilla/5.0"),
+               ("Content-Type", "application/x-www-form-urlencoded"),
+               ("Content-Length", str(len(body))))  # fmt: skip
+    return build_request("POST", "/f", headers, body, **INSPECTED)
+
+
+def test_evaluating_together_keeps_each_long_body_to_its_own_request(
+    acls: dict[str, WebAcl],
+) -> None:
+    bodies = [b"q=<script>alert(1)</script>", b"q=plain", b"q=1' union select pass from users--",
+              b"q=also plain", b"q=../../../../etc/passwd"]  # fmt: skip
+    cases = [(acls[which], body + LONG_TAIL) for body in bodies for which in ("default", "rich")]
+    jobs = [Job(acl, form_post(body)) for acl, body in cases]
+    together = [verdict for verdict, _ in evaluate_together(jobs)]
+    alone = [evaluate(acl, form_post(body)) for acl, body in cases]
+    assert together == alone
+    assert {v.action for v in together} == {ActionKind.ALLOW, ActionKind.BLOCK}
+
+
+@settings(max_examples=60, deadline=None)
+@given(batch=st.lists(st.tuples(st.sampled_from(["default", "rich"]), requests(), st.booleans()),
+                      min_size=1, max_size=6))  # fmt: skip
+def test_evaluating_together_gives_each_request_its_own_verdict(
+    acls: dict[str, WebAcl], batch: list[tuple[str, dict[str, Any], bool]]
+) -> None:
+    """Requests evaluated together (their long bodies scanned group by group first) get the
+    verdicts they get alone, whatever web ACLs and bodies are mixed in the batch."""
+    cases = [
+        (acls[which], {**parts, "body": parts["body"] + LONG_TAIL, **INSPECTED} if long else parts)
+        for which, parts, long in batch
+    ]
+    together = [verdict for verdict, _ in evaluate_together([Job(a, build(p)) for a, p in cases])]
+    alone = [evaluate(acl, build(parts)) for acl, parts in cases]
+    assert together == alone

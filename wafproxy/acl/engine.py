@@ -161,7 +161,7 @@ def _run_group(
 def _top_rules(acl: WebAcl, req: WafRequest, ctx: EvalContext) -> tuple[Rule, ...]:
     if acl.quiet is None and acl.prefilter is None:
         return acl.rules  # nothing to choose by the scans: no first pass over the fields
-    if not _may_skip(req, ctx):
+    if not may_skip_rules(req, ctx):
         return acl.rules
     found = _found(req, ctx)
     walk = acl.walks.get(found)
@@ -232,7 +232,7 @@ def _possible(
     req: WafRequest, ctx: EvalContext, pf: Prefilter, rules: tuple[Rule, ...]
 ) -> tuple[Rule, ...]:
     """The rules that can match this request, in order (all of them when it cannot be told)."""
-    if not _may_skip(req, ctx):
+    if not may_skip_rules(req, ctx):
         return rules
     found = _found(req, ctx)
     if pf.quick.isdisjoint(found) and not pf.rest_triggered:
@@ -240,7 +240,8 @@ def _possible(
     return _candidates(req, ctx, pf, rules)
 
 
-def _may_skip(req: WafRequest, ctx: EvalContext) -> bool:
+def may_skip_rules(req: WafRequest, ctx: EvalContext) -> bool:
+    """Whether the prefilter decides which rules run, which scans every field first."""
     allowed = ctx.prefilter
     if allowed is None:
         allowed = ctx.prefilter = prefilter_applies(req, ctx)

@@ -199,6 +199,14 @@ class WebAcl:
         return tuple(FieldScans(fld, tuple(slots), fld.key) for fld, slots in by_key.values())
 
     @cached_property
+    def body_scans(self) -> tuple[FieldScans, ...]:
+        """The ``field_scans`` of the whole body: one value, too long to be remembered once a
+        form or a document is posted (acl/together.py)."""
+        from wafproxy.acl.fields import Body
+
+        return tuple(s for s in self.field_scans if isinstance(s.field, Body))
+
+    @cached_property
     def hit_plan(self) -> tuple[HitProbe, ...]:
         """``field_scans`` as plain tuples for ``engine._every_hit``, which runs for every
         request: unpacking a tuple costs less than reading four attributes per field, and a
