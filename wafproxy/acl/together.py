@@ -1,15 +1,17 @@
-"""Evaluating the requests that reached the engine together: their long values' scans first,
+"""Evaluating the requests that reached the engine together: their long bodies' scans first,
 one scan group at a time, then each request's evaluation as usual.
 
-Why: a long value (a form body, a long query string) is never remembered (acl/memo.py), so each
-request scans it through Hyperscan databases of up to megabytes. Between two requests the rest
-of the request path (sockets, parsing, the upstream hop) evicts those tables from the core's
-cache, and the tables evict the path's own data: in the proxy, the default rules' scans of a
-2 KB form cost about four times what the same scans cost back to back (bench/RESULTS.md,
-2026-11-30). Under load several requests reach the engine in one event-loop iteration; scanning
-group by group reads each database once for all of them. The evaluation itself is unchanged: it
-finds those scans' hits in its context, as if it had scanned the values itself, and it would
-have (a request whose rules the prefilter may skip scans every field before any rule runs).
+Why: a body longer than memo.MAX_VALUE (a form, a document) is never remembered, so each request
+scans it through Hyperscan databases of up to megabytes. Between two requests the rest of the
+request path (sockets, parsing, the upstream hop) evicts those tables from the core's cache, and
+the tables evict the path's own data: in the proxy, the default rules' scans of a 2 KB form cost
+about four times what the same scans cost back to back (bench/RESULTS.md, 2026-11-30). Under
+load several requests reach the engine in one event-loop iteration; scanning group by group
+reads each database once for all of them. The evaluation itself is unchanged: it finds those
+scans' hits in its context, as if it had scanned the body itself, and it would have (a request
+whose rules the prefilter may skip scans every field before any rule runs). Other long values
+(a long query string or Cookie header) are left to the evaluation: looking for them in every
+field read whole cost more per request than it saved.
 """
 
 from __future__ import annotations
