@@ -23,7 +23,8 @@ def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def test_a_compiled_set_is_stored_and_loaded_again(
     cache: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    atoms = [Atom(0, "(?i)union\\s+select"), Atom(1, "<script")]
+    atoms = [Atom(0, "(?i)union\\s+select"), Atom(1, "(?i)onerror\\s*=")]  # no rare character:
+    # one database (one with a rare character would add a lean one: matchers._LeanMatcher)
     first = build_group(0, "f", (), atoms)
     assert first.scan(["1 UNION  SELECT 2"]) == {0}
     assert len(list(cache.iterdir())) == 1
@@ -37,7 +38,7 @@ def test_a_compiled_set_is_stored_and_loaded_again(
     monkeypatch.setattr("wafproxy.acl.matchers.cached_database", spy)
     again = build_group(0, "f", (), atoms)
     assert compiled == []  # loaded from disk, not compiled
-    assert again.scan(["x <script>"]) == {1}
+    assert again.scan(["x ONERROR ="]) == {1}
     changed = build_group(0, "f", (), [Atom(0, "(?i)union\\s+all")])
     assert len(compiled) == 1  # a different set compiles anew
     assert changed.scan(["1 UNION  SELECT 2"]) == frozenset()

@@ -35,6 +35,7 @@ import re2
 from wafproxy.acl.attacks import Detection, found_each
 from wafproxy.acl.hscache import cache_key, cached_database
 from wafproxy.acl.memo import Memo
+from wafproxy.acl.required_chars import is_rare, required_chars
 from wafproxy.acl.transforms._bytes import to_bytes
 from wafproxy.acl.transforms.registry import apply_chain
 
@@ -266,6 +267,28 @@ class _HyperscanMatcher:
             scratch = self._local.scratch = _hs.Scratch(self._db)
         # positional: the binding's keyword parsing costs twice the scan of a short value
         self._db.scan(data, _collect, 0, found, scratch)
+
+
+class _LeanMatcher:
+    """The group's databases twice: with every pattern, and without the patterns that need a
+    rare character (required_chars.py). A value holding none of those characters is scanned by
+    the lean databases only; nothing they left out could have matched it."""
+
+    __slots__ = ("_full", "_gate", "_lean")
+
+    def __init__(self, gate: bytes, lean: Sequence[_Matcher], full: Sequence[_Matcher]) -> None:
+        self._gate = gate
+        self._lean = tuple(lean)
+        self._full = tuple(full)
+
+    def scan_into(self, data: bytes, found: set[int]) -> None:
+        matchers = self._lean
+        for byte in self._gate:  # one memchr each: far cheaper than the patterns it spares
+            if byte in data:
+                matchers = self._full
+                break
+        for matcher in matchers:
+            matcher.scan_into(data, found)
 
 
 @dataclass(frozen=True)
@@ -528,6 +551,40 @@ def _chunks(items: Sequence[_HsItem]) -> list[list[_HsItem]]:
     return out if out[0] else []
 
 
+def _compiled(items: Sequence[_HsItem]) -> tuple[list[_Matcher], list[int]]:
+    """One matcher per chunk of the items, and the indices Hyperscan refused."""
+    matchers: list[_Matcher] = []
+    refused: list[int] = []
+    for chunk in _chunks(items):
+        db, left = _compile_hyperscan(chunk)
+        refused += [item.index for item in left]
+        if db is not None:
+            matchers.append(_HyperscanMatcher(db))
+    return matchers, refused
+
+
+def _hyperscan_matchers(
+    items: Sequence[_HsItem], atoms: Sequence[Atom]
+) -> tuple[list[_Matcher], list[int]]:
+    """The Hyperscan matchers of a group, and the indices of the items left to RE2."""
+    full, refused = _compiled(items)
+    lean: list[_HsItem] = []
+    gate: set[str] = set()
+    for item in items:
+        atom = atoms[item.index]
+        chars = required_chars(atom.regex, atom.caseless)
+        if chars is not None and is_rare(chars):
+            gate |= chars
+        elif item.index not in refused:
+            lean.append(item)
+    if not gate or not full:
+        return full, refused
+    lean_matchers, lean_refused = _compiled(lean)
+    if lean_refused:  # refused in a smaller set but not in the full one: never seen
+        return full, refused
+    return [_LeanMatcher("".join(sorted(gate)).encode(), lean_matchers, full)], refused
+
+
 def _engine_name(hyperscan: bool, re2: bool, detections: bool) -> str:
     if hyperscan:
         return "hyperscan"
@@ -558,12 +615,8 @@ def build_group(
             re2_indices.append(index)
         else:
             hs_items.append(_HsItem(index, dialect, _hs_flags(atom.caseless)))
-    matchers: list[_Matcher] = []
-    for chunk in _chunks(hs_items):
-        db, refused = _compile_hyperscan(chunk)
-        re2_indices += [item.index for item in refused]
-        if db is not None:
-            matchers.append(_HyperscanMatcher(db))
+    matchers, refused = _hyperscan_matchers(hs_items, atoms)
+    re2_indices += refused
     re2_indices.sort()
     db = matchers[0] if matchers else None
     if re2_indices:
