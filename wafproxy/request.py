@@ -87,6 +87,11 @@ class WafRequest:
         return self.body.decode("utf-8", "surrogateescape")
 
 
+def split_arg_values(raw: str) -> tuple[str, ...]:
+    """The values ``split_args`` would pair with their names."""
+    return tuple([part.partition("=")[2] for part in raw.split("&") if part])
+
+
 def split_args(raw: str) -> tuple[Header, ...]:
     out: list[Header] = []
     for part in raw.split("&"):

@@ -272,6 +272,16 @@ def test_body_arguments_by_content_type(
     req = post(content_type, body)
     assert bodies.body_arguments(req) == args
     assert bodies.named_body_arguments(req) == named
+    assert bodies.body_argument_values(post(content_type, body)) == tuple(v for _, v in args)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet="ab=&%+ \x00é", max_size=40))
+def test_form_values_are_the_values_of_the_pairs(body: str) -> None:
+    """A form's values are read without pairing them with names: the same values."""
+    pairs = bodies.body_arguments(post("application/x-www-form-urlencoded", body.encode()))
+    values = bodies.body_argument_values(post("application/x-www-form-urlencoded", body.encode()))
+    assert values == tuple(v for _, v in pairs)
 
 
 def test_parses_are_memoised_per_request() -> None:

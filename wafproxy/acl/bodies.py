@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from wafproxy.acl.transforms._bytes import to_bytes
-from wafproxy.request import Header, WafRequest, split_args
+from wafproxy.request import Header, WafRequest, split_arg_values, split_args
 
 T = TypeVar("T")
 
@@ -369,6 +369,18 @@ def _body_arguments(req: WafRequest) -> tuple[Header, ...]:
         doc = json_document(req)
         return () if doc is INVALID else tuple(json_named_values(doc))
     return ()
+
+
+def body_argument_values(req: WafRequest) -> tuple[str, ...]:
+    """The values of ``body_arguments``; of a form without building its (name, value) pairs
+    (a 2 KB form has dozens, and the shipped rules read only the values)."""
+    return memo(req, "_wafproxy_body_values", _body_argument_values)
+
+
+def _body_argument_values(req: WafRequest) -> tuple[str, ...]:
+    if req.body and req.content_type == FORM:
+        return split_arg_values(req.body_text)
+    return tuple([value for _, value in body_arguments(req)])
 
 
 def named_body_arguments(req: WafRequest) -> tuple[Header, ...]:

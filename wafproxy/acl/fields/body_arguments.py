@@ -35,7 +35,7 @@ class AllBodyArguments(BodyBased):
         if self.excluded:
             named = bodies.named_body_arguments(req)
             return tuple([v for n, v in named if n not in self.excluded])
-        return tuple([v for _, v in bodies.body_arguments(req)])
+        return bodies.body_argument_values(req)
 
 
 @dataclass(frozen=True)
