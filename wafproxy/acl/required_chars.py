@@ -9,8 +9,8 @@ none of their characters with it alone (matchers.py ``_LeanMatcher``).
 
 The pattern is read with Python's own regular-expression parser, at load time only (never on
 request data). Where Python would read an RE2 construct differently (POSIX classes, ``\\p``,
-``\\Q``, ``{,n}``) or not at all, the pattern counts as requiring nothing: it is then scanned on
-every value, as before.
+``\\Q``) or not at all, the pattern counts as requiring nothing: it is then scanned on every
+value, as before.
 """
 
 from __future__ import annotations
