@@ -330,6 +330,7 @@ PARITY_PATTERNS = [
     r"a\s*\(",
     "(?:;|`)b",
     "[<(]+$",
+    r"\xc3[\x80-\xbf]",  # needs a byte from 0x80 up: "é" is C3 A9
 ]
 
 

@@ -35,7 +35,7 @@ import re2
 from wafproxy.acl.attacks import Detection, found_each
 from wafproxy.acl.hscache import cache_key, cached_database
 from wafproxy.acl.memo import Memo
-from wafproxy.acl.required_chars import is_rare, required_chars
+from wafproxy.acl.required_chars import NON_ASCII, is_rare, required_chars
 from wafproxy.acl.transforms._bytes import to_bytes
 from wafproxy.acl.transforms.registry import apply_chain
 
@@ -274,19 +274,25 @@ class _LeanMatcher:
     rare character (required_chars.py). A value holding none of those characters is scanned by
     the lean databases only; nothing they left out could have matched it."""
 
-    __slots__ = ("_full", "_gate", "_lean")
+    __slots__ = ("_full", "_gate", "_lean", "_non_ascii")
 
-    def __init__(self, gate: bytes, lean: Sequence[_Matcher], full: Sequence[_Matcher]) -> None:
+    def __init__(
+        self, gate: bytes, non_ascii: bool, lean: Sequence[_Matcher], full: Sequence[_Matcher]
+    ) -> None:
         self._gate = gate
+        self._non_ascii = non_ascii
         self._lean = tuple(lean)
         self._full = tuple(full)
 
     def scan_into(self, data: bytes, found: set[int]) -> None:
         matchers = self._lean
-        for byte in self._gate:  # one memchr each: far cheaper than the patterns it spares
-            if byte in data:
-                matchers = self._full
-                break
+        if self._non_ascii and not data.isascii():
+            matchers = self._full
+        else:
+            for byte in self._gate:  # one memchr each: far cheaper than the patterns it spares
+                if byte in data:
+                    matchers = self._full
+                    break
         for matcher in matchers:
             matcher.scan_into(data, found)
 
@@ -582,7 +588,8 @@ def _hyperscan_matchers(
     lean_matchers, lean_refused = _compiled(lean)
     if lean_refused:  # refused in a smaller set but not in the full one: never seen
         return full, refused
-    return [_LeanMatcher("".join(sorted(gate)).encode(), lean_matchers, full)], refused
+    searched = "".join(sorted(gate - {NON_ASCII})).encode()
+    return [_LeanMatcher(searched, NON_ASCII in gate, lean_matchers, full)], refused
 
 
 def _engine_name(hyperscan: bool, re2: bool, detections: bool) -> str:

@@ -24,6 +24,9 @@ from typing import Any
 
 RARE = "<>`$\\^{}|~[]'\"();*#%!"
 """Characters ordinary text seldom holds: markup, shell and code punctuation."""
+NON_ASCII = "\x80"
+"""In a required set: any byte from 0x80 up. Matching is byte-wise (matchers.py): ``\\xc0`` in a
+pattern is that byte, ``é`` its UTF-8 bytes, and either needs a value that is not ASCII."""
 
 _COMMON_COST = 1000
 _MAX_CLASS = 64
@@ -50,7 +53,7 @@ def required_chars(regex: str, caseless: bool = False) -> frozenset[str] | None:
 
 
 def is_rare(chars: frozenset[str]) -> bool:
-    return bool(chars) and all(c in RARE for c in chars)
+    return bool(chars) and all(c in RARE or c == NON_ASCII for c in chars)
 
 
 def _posix_class(regex: str) -> bool:
@@ -76,7 +79,7 @@ def _python_syntax(regex: str) -> str:
 
 def _cost(chars: frozenset[str]) -> int:
     """Fewer characters are better, rare ones far better (only those can spare a scan)."""
-    return sum(1 if c in RARE else _COMMON_COST for c in chars)
+    return sum(1 if c in RARE or c == NON_ASCII else _COMMON_COST for c in chars)
 
 
 def _sequence(items: Iterable[tuple[Any, Any]], fold: bool) -> frozenset[str] | None:
@@ -91,7 +94,7 @@ def _sequence(items: Iterable[tuple[Any, Any]], fold: bool) -> frozenset[str] | 
 
 def _item(op: Any, arg: Any, fold: bool) -> frozenset[str] | None:
     if op is _sre.LITERAL:
-        return _folded({chr(arg)}, fold)
+        return _folded({_char(arg)}, fold)
     if op is _sre.IN:
         return _class(arg, fold)
     if op in (_sre.MAX_REPEAT, _sre.MIN_REPEAT):
@@ -119,12 +122,18 @@ def _class(members: Iterable[tuple[Any, Any]], fold: bool) -> frozenset[str] | N
     chars: set[str] = set()
     for op, arg in members:
         if op is _sre.LITERAL:
-            chars.add(chr(arg))
-        elif op is _sre.RANGE and arg[1] - arg[0] < _MAX_CLASS:
-            chars.update(chr(code) for code in range(arg[0], arg[1] + 1))
-        else:  # a negation, a category (\d, \w), a wide range
+            chars.add(_char(arg))
+        elif op is _sre.RANGE and min(arg[1], 0x7F) - arg[0] < _MAX_CLASS:
+            chars.update(chr(code) for code in range(arg[0], min(arg[1], 0x7F) + 1))
+            if arg[1] >= 0x80:
+                chars.add(NON_ASCII)
+        else:  # a negation, a category (\d, \w), a wide ASCII range
             return None
     return _folded(chars, fold)
+
+
+def _char(code: int) -> str:
+    return chr(code) if code < 0x80 else NON_ASCII
 
 
 def _folded(chars: set[str], fold: bool) -> frozenset[str]:
