@@ -28,6 +28,7 @@ NON_ASCII = "\x80"
 """In a required set: any byte from 0x80 up. Matching is byte-wise (matchers.py): ``\\xc0`` in a
 pattern is that byte, ``é`` its UTF-8 bytes, and either needs a value that is not ASCII."""
 
+_RARE_SET = frozenset(RARE) | {NON_ASCII}
 _COMMON_COST = 1000
 _MAX_CLASS = 64
 _UNREAD = ("\\p", "\\P", "\\Q", "\\C", "\\x{")
@@ -53,7 +54,7 @@ def required_chars(regex: str, caseless: bool = False) -> frozenset[str] | None:
 
 
 def is_rare(chars: frozenset[str]) -> bool:
-    return bool(chars) and all(c in RARE or c == NON_ASCII for c in chars)
+    return bool(chars) and chars <= _RARE_SET
 
 
 def _posix_class(regex: str) -> bool:
@@ -79,7 +80,7 @@ def _python_syntax(regex: str) -> str:
 
 def _cost(chars: frozenset[str]) -> int:
     """Fewer characters are better, rare ones far better (only those can spare a scan)."""
-    return sum(1 if c in RARE or c == NON_ASCII else _COMMON_COST for c in chars)
+    return sum(1 if c in _RARE_SET else _COMMON_COST for c in chars)
 
 
 def _sequence(items: Iterable[tuple[Any, Any]], fold: bool) -> frozenset[str] | None:
