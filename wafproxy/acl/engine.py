@@ -12,7 +12,7 @@ import logging
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from wafproxy.acl.memo import chain_memo
+from wafproxy.acl.memo import MAX_VALUE, chain_memo
 from wafproxy.acl.model import (
     DEFAULT_ACTION,
     ActionKind,
@@ -411,7 +411,11 @@ def group_hits(req: WafRequest, ctx: EvalContext, slot: int) -> frozenset[int]:
         inp = ctx.acl.scan_inputs[slot]
         if ctx.trace is None:
             raw = field_values(req, ctx, inp.field, (), ())
-            hits = group.remembered(raw) if raw else NOTHING
+            if len(raw) == 1 and len(raw[0]) > MAX_VALUE:  # a body: too long to be remembered
+                values = field_values(req, ctx, inp.field, inp.names, inp.fns, remember=False)
+                hits = group.scan_one(values[0])
+            else:
+                hits = group.remembered(raw) if raw else NOTHING
             if hits is None and len(raw) == 1:  # a path, a body, one header: the field's other
                 # chains share this one's prefixes, cached for the request by field_values
                 values = field_values(req, ctx, inp.field, inp.names, inp.fns, remember=False)
