@@ -17,7 +17,8 @@ whose every value is new costs; the idle child forgets as often, so the count is
 else to the query string): the usual case of real traffic, where most values repeat.
 
 ``--pressure KB`` writes to KB of other memory before each evaluation (in both children) and has
-callgrind simulate a 512 KB last-level cache (this host's L2 per core), so it also counts the
+callgrind simulate a 512 KB last-level cache (about an L2 per core: kept at 512 KB so counts
+stay comparable, though the development host now reports 1 MB), so it also counts the
 evaluation's cache misses. Why: in the proxy every other request's work runs between two
 evaluations and evicts the engine's code and data; an evaluation then costs 1.5-3x its time in
 a loop (bench/RESULTS.md, 2026-11-30 04:00), and what a change does to that is a miss count.
@@ -42,7 +43,8 @@ from wafproxy.request import WafRequest
 WARMUP = 200
 SUMMARY = re.compile(rb"^summary: ([\d ]+)$", re.MULTILINE)
 LAST_LEVEL = "--LL=524288,8,64"
-"""The simulated last-level cache: 512 KB, 8-way, 64-byte lines (this host's L2 per core)."""
+"""The simulated last-level cache: 512 KB, 8-way, 64-byte lines (an L2 per core; fixed so that
+counts from different days compare)."""
 
 
 def main() -> None:
