@@ -411,7 +411,7 @@ def group_hits(req: WafRequest, ctx: EvalContext, slot: int) -> frozenset[int]:
         inp = ctx.acl.scan_inputs[slot]
         if ctx.trace is None:
             raw = field_values(req, ctx, inp.field, (), ())
-            if len(raw) == 1 and len(raw[0]) > MAX_VALUE:  # a body: too long to be remembered
+            if len(raw) == 1 and len(raw[0]) > MAX_VALUE:  # one value never remembered (a body)
                 values = field_values(req, ctx, inp.field, inp.names, inp.fns, remember=False)
                 hits = group.scan_one(values[0])
             else:
