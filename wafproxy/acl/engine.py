@@ -411,21 +411,26 @@ def group_hits(req: WafRequest, ctx: EvalContext, slot: int) -> frozenset[int]:
         inp = ctx.acl.scan_inputs[slot]
         if ctx.trace is None:
             raw = field_values(req, ctx, inp.field, (), ())
-            if len(raw) == 1 and len(raw[0]) > MAX_VALUE:  # one value never remembered (a body)
-                values = field_values(req, ctx, inp.field, inp.names, inp.fns, remember=False)
-                hits = group.scan_one(values[0])
-            else:
-                hits = group.remembered(raw) if raw else NOTHING
+            long = one_long_value(raw)
+            hits = None if long else group.remembered(raw) if raw else NOTHING
             if hits is None and len(raw) == 1:  # a path, a body, one header: the field's other
                 # chains share this one's prefixes, cached for the request by field_values
                 values = field_values(req, ctx, inp.field, inp.names, inp.fns, remember=False)
-                hits = group.scan_remembering(raw, inp.fns, values)
+                if long:  # never remembered: no memo look-ups or bookkeeping for it
+                    hits = group.scan_one(values[0])
+                else:
+                    hits = group.scan_remembering(raw, inp.fns, values)
             elif hits is None:  # arguments, cookies, headers: most are usually remembered
                 hits = group.scan_remembering(raw, inp.fns)
         else:
             hits = group.scan(field_values(req, ctx, inp.field, inp.names, inp.fns))
         ctx.hits[slot] = hits
     return hits
+
+
+def one_long_value(values: Sequence[str]) -> bool:
+    """A field read whole (a body) whose value is too long for any memo to keep."""
+    return len(values) == 1 and len(values[0]) > MAX_VALUE
 
 
 def atom_hit(req: WafRequest, ctx: EvalContext, slot: int, atom: int) -> bool:

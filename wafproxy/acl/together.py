@@ -22,8 +22,13 @@ from dataclasses import dataclass
 from time import perf_counter
 from typing import TYPE_CHECKING
 
-from wafproxy.acl.engine import evaluate, field_values, group_hits, may_skip_rules
-from wafproxy.acl.memo import MAX_VALUE
+from wafproxy.acl.engine import (
+    evaluate,
+    field_values,
+    group_hits,
+    may_skip_rules,
+    one_long_value,
+)
 from wafproxy.acl.model import EvalContext, FieldScans, Verdict, WebAcl
 from wafproxy.request import WafRequest
 
@@ -98,5 +103,4 @@ def scan_bodies(items: Sequence[tuple[WafRequest, EvalContext | None]]) -> list[
 
 
 def _is_long(req: WafRequest, ctx: EvalContext, scans: FieldScans) -> bool:
-    values = field_values(req, ctx, scans.field, (), ())
-    return len(values) == 1 and len(values[0]) > MAX_VALUE
+    return one_long_value(field_values(req, ctx, scans.field, (), ()))
