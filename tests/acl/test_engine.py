@@ -552,3 +552,50 @@ def test_verdict_matches_are_rule_matches(compile_acl: CompileAcl) -> None:
     acl = compile_acl(acl_text(path_rule("seen", 1, "count", "x")))
     (match,) = evaluate(acl, get("/x")).matches
     assert match == RuleMatch("seen", ActionKind.COUNT, None, RuleType.REGULAR)
+
+
+# -- one scan for two chains that gave the same text ---------------------------------------------
+JOINT_RULES = (
+    "  - name: plain\n    priority: 1\n    action: block\n    statement:\n"
+    "      regex_match: {field: body, regex: 'alpha\\s+beta', transforms: [url_decode]}\n"
+    "  - name: uncommented\n    priority: 2\n    action: block\n    statement:\n"
+    "      regex_match: {field: body, regex: 'union\\s+select', "
+    "transforms: [url_decode, replace_comments]}\n"
+)
+LONG_FORM_TAIL = "&note=" + "Sturdy shelving for small workshops and garden sheds. " * 8
+"""Past memo.MAX_VALUE: the body is scanned in every request, never remembered."""
+
+
+def form(body: str) -> WafRequest:
+    headers = (("Content-Type", "application/x-www-form-urlencoded"),)
+    return build_request("POST", "/f", headers, body.encode(), inspect_body_bytes=16 * 1024)
+
+
+@pytest.mark.parametrize(
+    ("field", "rule"),
+    [
+        ("q=alpha%20beta", "plain"),  # replace_comments changes nothing: one joint scan
+        ("q=union%20select", "uncommented"),
+        ("q=union/**/select", "uncommented"),  # it changes the text: each slot scans alone
+        ("q=alpha/**/beta", None),
+        ("q=nothing%20here", None),
+        ("q=(alpha%20beta)", "plain"),  # a rare character: each slot scans alone
+    ],
+)
+def test_two_chains_that_give_the_same_text_share_one_scan(
+    compile_acl: CompileAcl, field: str, rule: str | None
+) -> None:
+    from wafproxy.acl.engine import field_values
+    from wafproxy.acl.model import EvalContext
+
+    acl = compile_acl(acl_text(JOINT_RULES))
+    joint = acl.joint_scans[0]
+    assert joint is not None and (joint.first, joint.second) == (0, 1)
+    req = form(field + LONG_FORM_TAIL)
+    ctx = EvalContext(acl=acl, geo=acl.geo)
+    verdict = evaluate(acl, req, ctx=ctx)
+    assert verdict.terminating_rule == (rule or DEFAULT_ACTION)
+    for slot in (0, 1):  # what each group finds in its own input, whichever way it was scanned
+        inp = acl.scan_inputs[slot]
+        (value,) = field_values(req, ctx, inp.field, inp.names, inp.fns)
+        assert ctx.hits[slot] == acl.match_groups[slot].scan_one(value)

@@ -356,3 +356,33 @@ def test_parity_covers_the_lean_scan() -> None:
     without those characters skip them), so the parity test above holds that path too."""
     with_hyperscan, _ = parity_groups()
     assert [type(m).__name__ for m in with_hyperscan._matchers] == ["_LeanMatcher", "_Re2Matcher"]
+
+
+JOINT_FIRST = ["^a", "a$", r"\bab\b", "(?i)ab", r"a\s*\(", "<a", r"\xc3[\x80-\xbf]", "a.b"]
+JOINT_SECOND = ["b$", r"(?:ab|ba){2,}", "(?:;|`)b", r"\$\{?a", r"\w+\W+\w+", "(?i)b.*['\"]"]
+
+
+@needs_hyperscan
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet="aAbB_- \t\n$.é<('\";`{", max_size=24))
+def test_a_joint_scan_finds_what_each_group_finds_alone(value: str) -> None:
+    """Or declines (None) for a value holding a rare character: the groups' full databases."""
+    from wafproxy.acl.matchers import build_joint_scan
+
+    first = [Atom(10 + i, p, caseless=i % 3 == 0) for i, p in enumerate(JOINT_FIRST)]
+    second = [Atom(i * 7, p) for i, p in enumerate(JOINT_SECOND)]
+    joint = build_joint_scan(3, 8, first, second)
+    assert joint is not None and (joint.gate, joint.non_ascii) == (b"\"$'(;<`", True)
+    alone = (
+        build_group(3, "body", ("url_decode",), first).scan_one(value),
+        build_group(8, "body", ("url_decode", "replace_comments"), second).scan_one(value),
+    )
+    both = joint.scan(value)
+    rare = any(c in value for c in "\"$'(;<`é")
+    assert both == (None if rare else alone)
+
+
+def test_groups_with_atoms_hyperscan_cannot_take_get_no_joint_scan() -> None:
+    from wafproxy.acl.matchers import build_joint_scan
+
+    assert build_joint_scan(0, 1, [Atom(0, "a")], [Atom(0, "(?m)^b$")]) is None

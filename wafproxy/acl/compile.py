@@ -17,7 +17,14 @@ from wafproxy.acl.actions import compile_action, response_body
 from wafproxy.acl.attacks import Detection
 from wafproxy.acl.fields import compile_field
 from wafproxy.acl.ipset import IpSet, build_ip_set, read_ip_list
-from wafproxy.acl.matchers import Atom, MatchGroup, build_group, validate_regex
+from wafproxy.acl.matchers import (
+    Atom,
+    JointScan,
+    MatchGroup,
+    build_group,
+    build_joint_scan,
+    validate_regex,
+)
 from wafproxy.acl.model import (
     ActionKind,
     CustomResponse,
@@ -388,11 +395,33 @@ class Compiler:
             for slot, (fld, chain, atoms) in enumerate(self._pending.values())
         )
 
+    def joint_scans(self) -> tuple[JointScan | None, ...]:
+        """For each pair of slots of one field whose chains differ by a last step in
+        JOINT_STEPS, one JointScan (a slot joins at most one); empty when there is no pair."""
+        pending = list(self._pending.values())
+        slot_of = {(fld.key, chain.names): slot for slot, (fld, chain, _) in enumerate(pending)}
+        joints: list[JointScan | None] = [None] * len(pending)
+        for second, (fld, chain, atoms) in enumerate(pending):
+            if len(chain.names) < 2 or chain.names[-1] not in JOINT_STEPS:
+                continue
+            first = slot_of.get((fld.key, chain.names[:-1]))
+            if first is None or joints[first] is not None or joints[second] is not None:
+                continue
+            joint = build_joint_scan(first, second, pending[first][2], atoms)
+            if joint is not None:
+                joints[first] = joints[second] = joint
+        return tuple(joints) if any(joints) else ()
+
     def scan_inputs(self) -> tuple[ScanInput, ...]:
         return tuple(
             ScanInput(fld, chain.names, chain.fns, tuple(a.detection or a.regex for a in atoms))
             for fld, chain, atoms in self._pending.values()
         )
+
+
+JOINT_STEPS = frozenset({"replace_comments", "remove_nulls", "replace_nulls"})
+"""Last steps that leave ordinary text as it is, so that a chain with and without them usually
+gives the same text: the two groups get a JointScan."""
 
 
 def _regex_error(reason: str) -> str:
@@ -435,6 +464,7 @@ def _compile_acl(name: str, root: Node, sources: Sources) -> WebAcl | None:
         return None
     try:
         groups = c.match_groups()
+        joints = c.joint_scans()
     except ValueError as exc:  # a pattern both engines refused at build time
         sources.errors.append(root.error(str(exc)))
         return None
@@ -445,6 +475,7 @@ def _compile_acl(name: str, root: Node, sources: Sources) -> WebAcl | None:
         rules=rules,
         match_groups=groups,
         scan_inputs=c.scan_inputs(),
+        joint_scans=joints,
         capacity=sum(r.capacity for r in rules),
         warnings=tuple(lint_rules(rules, items.get("rules"))),
         label_namespace=namespace,

@@ -417,7 +417,7 @@ def group_hits(req: WafRequest, ctx: EvalContext, slot: int) -> frozenset[int]:
                 # chains share this one's prefixes, cached for the request by field_values
                 values = field_values(req, ctx, inp.field, inp.names, inp.fns, remember=False)
                 if long:  # never remembered: no memo look-ups or bookkeeping for it
-                    hits = group.scan_one(values[0])
+                    hits = _scan_long(req, ctx, slot, values[0])
                 else:
                     hits = group.scan_remembering(raw, inp.fns, values)
             elif hits is None:  # arguments, cookies, headers: most are usually remembered
@@ -426,6 +426,23 @@ def group_hits(req: WafRequest, ctx: EvalContext, slot: int) -> frozenset[int]:
             hits = group.scan(field_values(req, ctx, inp.field, inp.names, inp.fns))
         ctx.hits[slot] = hits
     return hits
+
+
+def _scan_long(req: WafRequest, ctx: EvalContext, slot: int, value: str) -> frozenset[int]:
+    """``value`` (the slot's input, too long to be remembered) scanned by the slot's group, or
+    by its JointScan when the other slot's input is the same text (that slot's hits too)."""
+    acl = ctx.acl
+    joint = acl.joint_scans[slot] if acl.joint_scans else None
+    other = -1 if joint is None else joint.second if slot == joint.first else joint.first
+    if joint is None or other in ctx.hits:
+        return acl.match_groups[slot].scan_one(value)
+    inp = acl.scan_inputs[other]
+    values = field_values(req, ctx, inp.field, inp.names, inp.fns, remember=False)
+    both = joint.scan(value) if len(values) == 1 and values[0] == value else None
+    if both is None:
+        return acl.match_groups[slot].scan_one(value)
+    ctx.hits[other] = both[1] if other == joint.second else both[0]
+    return both[0] if slot == joint.first else both[1]
 
 
 def one_long_value(values: Sequence[str]) -> bool:

@@ -19,7 +19,7 @@ from wafproxy.request import Header, WafRequest
 if TYPE_CHECKING:
     from wafproxy.acl.attacks import Detection
     from wafproxy.acl.ipset import IpSet
-    from wafproxy.acl.matchers import MatchGroup
+    from wafproxy.acl.matchers import JointScan, MatchGroup
     from wafproxy.acl.prefilter import Prefilter, QuietPlan
 
 Transform = Callable[[str], str]
@@ -161,6 +161,9 @@ class WebAcl:
     """The scan plan: one multi-pattern matcher per (field, transformation chain)."""
     scan_inputs: tuple[ScanInput, ...] = ()
     """``scan_inputs[i]`` is what ``match_groups[i]`` scans."""
+    joint_scans: tuple[JointScan | None, ...] = ()
+    """By slot (empty when there are none): the JointScan a slot's long value may share with
+    another slot's."""
     capacity: int = 0
     warnings: tuple[str, ...] = ()
     label_namespace: str = ""
