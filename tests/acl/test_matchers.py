@@ -386,3 +386,37 @@ def test_groups_with_atoms_hyperscan_cannot_take_get_no_joint_scan() -> None:
     from wafproxy.acl.matchers import build_joint_scan
 
     assert build_joint_scan(0, 1, [Atom(0, "a")], [Atom(0, "(?m)^b$")]) is None
+
+
+@pytest.mark.parametrize(
+    ("regex", "form"),
+    [
+        ("^(?:[^&]*&){255}", (b"&", 255)),
+        (r"^(?:[^\&]*\&){3}", (b"&", 3)),
+        (r"^(?:[^\.]*\.){2}", (b".", 2)),
+        ("^(?:[^.]*.){2}", None),  # "." outside the class is any character
+        ("^(?:[^a]*a){3}", None),
+        (r"^(?:[^\d]*\d){3}", None),
+        ("^(?:[^&]*;){3}", None),
+        ("^(?:[^&]*&){0}", None),
+        ("^(?:[^&]*&){2,}", None),
+        ("^(?:[^&]*&){255}x", None),
+    ],
+)
+def test_count_form(regex: str, form: tuple[bytes, int] | None) -> None:
+    from wafproxy.acl.matchers import count_form
+
+    assert count_form(regex) == form
+
+
+COUNTED = ["^(?:[^&]*&){3}", r"^(?:[^\;]*\;){2}", "x&"]
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@settings(max_examples=200, deadline=None)
+@given(st.text(alphabet="&;x=\n", max_size=10))
+def test_counted_atoms_match_what_their_regex_matches(engine: str, value: str) -> None:
+    import re2
+
+    expected = {i for i, regex in enumerate(COUNTED) if re2.search(regex, value)}
+    assert group(COUNTED, engine).scan([value]) == expected
