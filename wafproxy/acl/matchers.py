@@ -532,7 +532,7 @@ class JointScan:
 
     Why: a form body's two decoded scans cost about 11 % fewer instructions as one database,
     and in the proxy, where other requests' work evicts the databases between evaluations,
-    fewer cache misses (bench/RESULTS.md, 2026-11-30 15:00). A value that needs the full
+    fewer cache misses (bench/RESULTS.md, 2026-11-30 14:30). A value that needs the full
     databases is rare (an attack, mostly) and is scanned by each group alone."""
 
     first: int
