@@ -433,16 +433,16 @@ def _scan_long(req: WafRequest, ctx: EvalContext, slot: int, value: str) -> froz
     by its JointScan when the other slot's input is the same text (that slot's hits too)."""
     acl = ctx.acl
     joint = acl.joint_scans[slot] if acl.joint_scans else None
-    other = -1 if joint is None else joint.second if slot == joint.first else joint.first
-    if joint is None or other in ctx.hits:
+    both = None
+    if joint is not None and joint.partner(slot) not in ctx.hits:
+        inp = acl.scan_inputs[joint.partner(slot)]
+        values = field_values(req, ctx, inp.field, inp.names, inp.fns, remember=False)
+        if len(values) == 1 and values[0] == value:
+            both = joint.scan(value)
+    if joint is None or both is None:
         return acl.match_groups[slot].scan_one(value)
-    inp = acl.scan_inputs[other]
-    values = field_values(req, ctx, inp.field, inp.names, inp.fns, remember=False)
-    both = joint.scan(value) if len(values) == 1 and values[0] == value else None
-    if both is None:
-        return acl.match_groups[slot].scan_one(value)
-    ctx.hits[other] = both[1] if other == joint.second else both[0]
-    return both[0] if slot == joint.first else both[1]
+    ctx.hits[joint.first], ctx.hits[joint.second] = both
+    return ctx.hits[slot]
 
 
 def one_long_value(values: Sequence[str]) -> bool:

@@ -545,6 +545,10 @@ class JointScan:
     first_ids: tuple[int, ...]
     second_ids: tuple[int, ...]
 
+    def partner(self, slot: int) -> int:
+        """The other slot of the two."""
+        return self.second if slot == self.first else self.first
+
     def scan(self, value: str) -> tuple[frozenset[int], frozenset[int]] | None:
         """The atoms of ``first`` and of ``second`` that match ``value``; None when the value
         holds a rare character (each group must scan it with its full database)."""
@@ -586,11 +590,12 @@ def build_joint_scan(
     db, refused = _compile_hyperscan(lean)
     if db is None or refused:
         return None
+    searched, non_ascii = _gate(gate)
     return JointScan(
         first=first,
         second=second,
-        gate="".join(sorted(gate - {NON_ASCII})).encode(),
-        non_ascii=NON_ASCII in gate,
+        gate=searched,
+        non_ascii=non_ascii,
         lean=_HyperscanMatcher(db),
         first_ids=tuple(atom.id for atom in first_atoms),
         second_ids=tuple(atom.id for atom in second_atoms),
@@ -657,8 +662,13 @@ def _hyperscan_matchers(
     lean_matchers, lean_refused = _compiled(lean)
     if lean_refused:  # refused in a smaller set but not in the full one: never seen
         return full, refused
-    searched = "".join(sorted(gate - {NON_ASCII})).encode()
-    return [_LeanMatcher(searched, NON_ASCII in gate, lean_matchers, full)], refused
+    return [_LeanMatcher(*_gate(gate), lean_matchers, full)], refused
+
+
+def _gate(chars: set[str]) -> tuple[bytes, bool]:
+    """The rare characters as the bytes a gate looks for, and whether any byte from 0x80 up
+    counts too (``holds_rare``'s arguments)."""
+    return "".join(sorted(chars - {NON_ASCII})).encode(), NON_ASCII in chars
 
 
 def _lean_items(
