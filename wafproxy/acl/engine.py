@@ -296,6 +296,8 @@ def _field_hits(
     req: WafRequest, ctx: EvalContext, scans: FieldScans, raw: Sequence[str]
 ) -> frozenset[int]:
     """What every slot of the field found, remembering it per value for ``_every_hit``."""
+    if one_long_value(raw):
+        return _long_value_hits(req, ctx, scans, raw[0])
     found: set[int] = set()
     tables: list[tuple[int, Mapping[str, frozenset[int]]]] = []
     for slot in scans.slots:
@@ -320,6 +322,31 @@ def _field_hits(
             answers.append(frozenset(keys) if keys else NOTHING)
     if values:
         scans.found.put_all(values, answers)
+    return frozenset(found)
+
+
+def _long_value_hits(
+    req: WafRequest, ctx: EvalContext, scans: FieldScans, value: str
+) -> frozenset[int]:
+    """``_field_hits`` of a field read whole whose one value is too long to be remembered (a
+    form body): each slot's input is scanned as ``group_hits`` would, without its look-ups for
+    a remembered answer, which a long value never has."""
+    found: set[int] = set()
+    hits = ctx.hits
+    inputs = ctx.acl.scan_inputs
+    for slot in scans.slots:
+        slot_hits = hits.get(slot)
+        if slot_hits is None:
+            inp = inputs[slot]
+            if inp.names:
+                values = field_values(req, ctx, inp.field, inp.names, inp.fns, remember=False)
+                slot_hits = _scan_long(req, ctx, slot, values[0])
+            else:
+                slot_hits = _scan_long(req, ctx, slot, value)
+            hits[slot] = slot_hits
+        if slot_hits:
+            base = slot << SLOT_SHIFT
+            found.update([base | atom for atom in slot_hits])
     return frozenset(found)
 
 
