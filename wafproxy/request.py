@@ -87,16 +87,16 @@ class WafRequest:
         return self.body.decode("utf-8", "surrogateescape")
 
 
-def split_arg_values(raw: str) -> tuple[str, ...]:
-    """The values ``split_args`` would pair with their names."""
-    return tuple([part.partition("=")[2] for part in raw.split("&") if part])
+def split_arg_parts(raw: str) -> list[str]:
+    """The ``name=value`` parts of a query string or form body, raw, in order (empty ones left
+    out): ``split_args`` makes one argument of each."""
+    parts = raw.split("&")
+    return [part for part in parts if part] if "" in parts else parts
 
 
 def split_args(raw: str) -> tuple[Header, ...]:
     out: list[Header] = []
-    for part in raw.split("&"):
-        if not part:
-            continue
+    for part in split_arg_parts(raw):
         name, _, value = part.partition("=")
         out.append((name, value))
     return tuple(out)

@@ -599,3 +599,49 @@ def test_two_chains_that_give_the_same_text_share_one_scan(
         inp = acl.scan_inputs[slot]
         (value,) = field_values(req, ctx, inp.field, inp.names, inp.fns)
         assert ctx.hits[slot] == acl.match_groups[slot].scan_one(value)
+
+
+# -- arguments remembered per name=value part ----------------------------------------------------
+PART_RULES = (
+    "  - name: exact-b\n    priority: 1\n    action: count\n    statement:\n"
+    "      regex_match: {field: all_body_arguments, regex: '^b$'}\n"
+    "  - name: spelt-like-a-part\n    priority: 2\n    action: count\n    statement:\n"
+    "      regex_match: {field: all_body_arguments, regex: '^a=b$'}\n"
+)
+
+
+def json_post(body: str) -> WafRequest:
+    headers = (("Content-Type", "application/json"),)
+    return build_request("POST", "/f", headers, body.encode())
+
+
+@pytest.mark.parametrize("first", ["form", "json"])
+def test_a_json_value_spelt_like_a_form_part_has_its_own_answer(
+    compile_acl: CompileAcl, first: str
+) -> None:
+    """A form's answers are remembered per raw part (``a=b``, whose value is ``b``); a JSON
+    body's value ``a=b`` must not be answered from that memo, nor the other way round."""
+    acl = compile_acl(acl_text(PART_RULES))
+    assert acl.prefilter is not None  # the path that looks answers up by part
+    expected = {"form": ["exact-b"], "json": ["spelt-like-a-part"]}
+    order = ["form", "json"] if first == "form" else ["json", "form"]
+    for _ in range(2):  # the second round answers from the memo
+        for kind in order:
+            req = form("a=b") if kind == "form" else json_post('{"x": "a=b"}')
+            assert [m.rule for m in evaluate(acl, req).matches] == expected[kind]
+
+
+def test_remembered_parts_and_a_new_one_give_every_slots_hits(compile_acl: CompileAcl) -> None:
+    """After a form's parts are remembered, a form with one new part: each slot's hits in the
+    context are what its group finds in all of the form's values."""
+    from wafproxy.acl.engine import field_values
+    from wafproxy.acl.model import EvalContext
+
+    acl = compile_acl(acl_text(PART_RULES))
+    evaluate(acl, form("a=b&c=d"))
+    req = form("c=d&a=b&e=b")
+    ctx = EvalContext(acl=acl, geo=acl.geo)
+    assert [m.rule for m in evaluate(acl, req, ctx=ctx).matches] == ["exact-b"]
+    for slot, group in enumerate(acl.match_groups):
+        inp = acl.scan_inputs[slot]
+        assert ctx.hits[slot] == group.scan(field_values(req, ctx, inp.field, inp.names, inp.fns))

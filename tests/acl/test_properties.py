@@ -283,6 +283,37 @@ def test_skipping_rules_and_remembering_values_never_change_a_verdict(
     assert fast == evaluate(acl, build(parts), ctx=traced)
 
 
+ARG = st.tuples(st.sampled_from(["q", "name", "id", "a"]) | TEXT, TEXT)
+
+
+@pytest.mark.parametrize("which", ["default", "rich"])
+@pytest.mark.parametrize("where", ["body", "query"])
+@settings(max_examples=80, deadline=None)
+@given(seen=st.lists(ARG, max_size=6), kept=st.integers(0, 6), new=st.lists(ARG, max_size=4))
+def test_arguments_partly_remembered_give_the_verdict_of_a_fresh_evaluation(
+    acls: dict[str, WebAcl],
+    which: str,
+    where: str,
+    seen: list[tuple[str, str]],
+    kept: int,
+    new: list[tuple[str, str]],
+) -> None:
+    """A form's or query's arguments are remembered per raw name=value part; a request whose
+    parts were partly seen before gets the rest scanned and the seen ones from the memo."""
+    acl = acls[which]
+
+    def request(pairs: list[tuple[str, str]]) -> WafRequest:
+        if where == "query":
+            return build_request("GET", "/p?" + form_body(pairs).decode(), ())
+        return form_post(form_body(pairs))
+
+    evaluate(acl, request(seen))  # remembers the parts of the first request
+    mixed = seen[:kept] + new + seen[kept:][::-1]
+    fast = evaluate(acl, request(mixed))
+    traced = EvalContext(acl=acl, geo=acl.geo, trace=lambda kind, data: None)
+    assert fast == evaluate(acl, request(mixed), ctx=traced)
+
+
 LONG_TAIL = b"&note=" + b"Ideal for furniture and shelving or small projects. " * 8
 """Past memo.MAX_VALUE: a body the engine scans every time (acl/together.py scans those
 together)."""

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from wafproxy.acl.transforms._bytes import to_bytes
-from wafproxy.request import Header, WafRequest, split_arg_values, split_args
+from wafproxy.request import Header, WafRequest, split_arg_parts, split_args
 
 T = TypeVar("T")
 
@@ -378,9 +378,24 @@ def body_argument_values(req: WafRequest) -> tuple[str, ...]:
 
 
 def _body_argument_values(req: WafRequest) -> tuple[str, ...]:
-    if req.body and req.content_type == FORM:
-        return split_arg_values(req.body_text)
+    parts = form_parts(req)
+    if parts is not None:
+        return tuple([part.partition("=")[2] for part in parts])
     return tuple([value for _, value in body_arguments(req)])
+
+
+def form_parts(req: WafRequest) -> list[str] | None:
+    """The raw ``name=value`` parts of a urlencoded body, one per value of
+    ``body_argument_values`` (none without a body); None for any other body."""
+    if not req.body:
+        return []
+    if req.content_type != FORM:
+        return None
+    return memo(req, "_wafproxy_form_parts", _form_parts)
+
+
+def _form_parts(req: WafRequest) -> list[str]:
+    return split_arg_parts(req.body_text)
 
 
 def named_body_arguments(req: WafRequest) -> tuple[Header, ...]:

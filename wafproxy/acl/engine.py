@@ -9,7 +9,7 @@ terminating result into a count and evaluation continues after the group.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from wafproxy.acl.memo import MAX_VALUE, chain_memo
@@ -289,6 +289,92 @@ def _every_hit(req: WafRequest, ctx: EvalContext) -> frozenset[int]:
                 break
             if keys:
                 found.update(keys)
+    for arg_parts, scans in ctx.acl.part_plan:
+        parts = arg_parts(req)
+        if parts is None:  # not parts of one string (a JSON body's arguments)
+            raw = values[scans.raw_key] = scans.field.extract(req)
+            found.update(_hits_by_value(req, ctx, scans, raw))
+        elif parts:
+            found.update(_hits_by_part(req, ctx, scans, parts))
+    return frozenset(found)
+
+
+def _hits_by_value(
+    req: WafRequest, ctx: EvalContext, scans: FieldScans, raw: Sequence[str]
+) -> Collection[int]:
+    """What the field's slots found in these values: remembered, or scanned."""
+    get = scans.found.table.get
+    found: set[int] = set()
+    for value in raw:
+        keys = get(value)
+        if keys is None:
+            return _field_hits(req, ctx, scans, raw)
+        if keys:
+            found.update(keys)
+    return found
+
+
+def _hits_by_part(
+    req: WafRequest, ctx: EvalContext, scans: FieldScans, parts: Sequence[str]
+) -> Collection[int]:
+    """What the field's slots found in the values of these ``name=value`` parts, remembered
+    per part: a form's warm path neither splits a part nor hashes a value."""
+    get = scans.found_by_part.table.get
+    found: set[int] = set()
+    for part in parts:
+        keys = get(part)
+        if keys is None:
+            return _new_part_hits(req, ctx, scans, parts)
+        if keys:
+            found.update(keys)
+    return found
+
+
+def _new_part_hits(
+    req: WafRequest, ctx: EvalContext, scans: FieldScans, parts: Sequence[str]
+) -> frozenset[int]:
+    """``_hits_by_part`` when some parts are not remembered: only their values are split off
+    and go through each slot's group (remembered per value there, or scanned); the other
+    parts' answers give the rest. Each slot's hits go to the context, as ``group_hits`` of the
+    whole field would have found them, and each new part's answer to the part memo."""
+    memo = scans.found_by_part
+    get = memo.table.get
+    known: set[int] = set()
+    new_parts: list[str] = []
+    for part in parts:
+        keys = get(part)
+        if keys is None:
+            new_parts.append(part)
+        elif keys:
+            known.update(keys)
+    new_values = [part.partition("=")[2] for part in new_parts]
+    found: set[int] = set()
+    tables: list[tuple[int, Mapping[str, frozenset[int]]]] = []
+    for slot in scans.slots:
+        base = slot << SLOT_SHIFT
+        group = ctx.acl.match_groups[slot]
+        hits = ctx.hits.get(slot)
+        if hits is None:
+            fresh = group.scan_remembering(new_values, ctx.acl.scan_inputs[slot].fns)
+            before = [key - base for key in known if key >> SLOT_SHIFT == slot]
+            hits = ctx.hits[slot] = fresh.union(before) if before else fresh
+        found.update([base | atom for atom in hits])
+        tables.append((base, group.answers))
+    kept: list[str] = []
+    answers: list[frozenset[int]] = []
+    for part, value in zip(new_parts, new_values, strict=True):
+        atoms: set[int] = set()
+        for base, table in tables:
+            hits = table.get(value)
+            if hits is None:
+                break  # too long to remember, or forgotten meanwhile
+            if hits:
+                atoms.update([base | atom for atom in hits])
+        else:
+            kept.append(part)
+            answers.append(frozenset(atoms) if atoms else NOTHING)
+    if kept:
+        memo.put_all(kept, answers)
     return frozenset(found)
 
 
@@ -328,9 +414,9 @@ def _field_hits(
 def _long_value_hits(
     req: WafRequest, ctx: EvalContext, scans: FieldScans, value: str
 ) -> frozenset[int]:
-    """``_field_hits`` of a field read whole whose one value is too long to be remembered (a
-    form body): each slot's input is scanned as ``group_hits`` would, without its look-ups for
-    a remembered answer, which a long value never has."""
+    """``_field_hits`` of a field whose one value is too long to be remembered (a form body,
+    mostly): each slot's input is scanned as ``group_hits`` would, without its look-ups for a
+    remembered answer, which a long value never has."""
     found: set[int] = set()
     hits = ctx.hits
     inputs = ctx.acl.scan_inputs

@@ -26,23 +26,25 @@ _spent = 0
 
 
 class Memo(Generic[V]):
-    __slots__ = ("__weakref__", "table")
+    __slots__ = ("__weakref__", "limit", "table")
 
-    def __init__(self) -> None:
+    def __init__(self, limit: int = MAX_VALUE) -> None:
         self.table: dict[str, V] = {}
+        self.limit = limit
+        """Characters: longer keys are not remembered."""
         _tables.add(self)  # type: ignore[arg-type]
 
     def get(self, key: str) -> V | None:
         return self.table.get(key)
 
     def put(self, key: str, value: V) -> None:
-        """Remember one pair (not when the key is over MAX_VALUE)."""
-        if len(key) <= MAX_VALUE:
+        """Remember one pair (not when the key is over ``limit``)."""
+        if len(key) <= self.limit:
             _spend(len(key), 1)
             self.table[key] = value
 
     def put_all(self, keys: Sequence[str], values: Sequence[V]) -> None:
-        """Remember each pair (keys over MAX_VALUE are skipped); when the budget would be
+        """Remember each pair (keys over ``limit`` are skipped); when the budget would be
         passed, every table is forgotten first."""
         if len(keys) == 1:  # most often one new value of a field: no lists for it
             self.put(keys[0], values[0])
@@ -50,14 +52,15 @@ class Memo(Generic[V]):
         sizes = list(map(len, keys))
         if not sizes:
             return
-        if max(sizes) <= MAX_VALUE:  # every key short: without a Python step per pair
+        limit = self.limit
+        if max(sizes) <= limit:  # every key short: without a Python step per pair
             _spend(sum(sizes), len(sizes))
             self.table.update(zip(keys, values, strict=True))
             return
         kept = [
             pair
             for pair, size in zip(zip(keys, values, strict=True), sizes, strict=True)
-            if size <= MAX_VALUE
+            if size <= limit
         ]
         _spend(sum(len(key) for key, _ in kept), len(kept))
         self.table.update(kept)

@@ -13,7 +13,7 @@ from dataclasses import field as _new_field  # for classes with an attribute nam
 from functools import cached_property
 from typing import TYPE_CHECKING, Protocol
 
-from wafproxy.acl.memo import Memo
+from wafproxy.acl.memo import MAX_VALUE, Memo
 from wafproxy.request import Header, WafRequest
 
 if TYPE_CHECKING:
@@ -223,6 +223,18 @@ class WebAcl:
                 scans,
             )
             for scans in self.field_scans
+            if not hasattr(scans.field, "arg_parts")
+        )
+
+    @cached_property
+    def part_plan(self) -> tuple[PartProbe, ...]:
+        """The ``field_scans`` of fields whose values are the values of ``name=value`` parts
+        (a query string's or a form's arguments), with their ``arg_parts``: ``_every_hit``
+        looks their answers up by part, without splitting each part (RequestField docs)."""
+        return tuple(
+            (scans.field.arg_parts, scans)
+            for scans in self.field_scans
+            if hasattr(scans.field, "arg_parts")
         )
 
 
@@ -236,6 +248,9 @@ HitProbe = tuple[
 """A field's key, its header name if it is one header, its ``extract``, the ``get`` of its
 ``FieldScans.found`` table (a Memo never replaces its table), and its ``FieldScans``."""
 
+PartProbe = tuple[Callable[[WafRequest], "Sequence[str] | None"], "FieldScans"]
+"""A field's ``arg_parts`` and its ``FieldScans``."""
+
 
 @dataclass(frozen=True, eq=False)
 class FieldScans:
@@ -248,6 +263,12 @@ class FieldScans:
     raw_key: str
     """The field's untransformed values' key in ``EvalContext.values`` (its key)."""
     found: Memo[frozenset[int]] = _new_field(default_factory=Memo, repr=False)
+    found_by_part: Memo[frozenset[int]] = _new_field(
+        default_factory=lambda: Memo(2 * MAX_VALUE), repr=False
+    )
+    """``found`` for a field with ``arg_parts``, remembered per raw ``name=value`` part (a
+    value is a function of its part; a part holds a name too, hence the longer keys). A table
+    of its own: a value of a JSON body may be spelt like a part of a form."""
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,10 @@ class AllBodyArguments(BodyBased):
             return tuple([v for n, v in named if n not in self.excluded])
         return bodies.body_argument_values(req)
 
+    def arg_parts(self, req: WafRequest) -> list[str] | None:
+        """The raw ``name=value`` part of each value of a form (see RequestField)."""
+        return None if self.excluded else bodies.form_parts(req)
+
 
 @dataclass(frozen=True)
 class SingleBodyArgument(BodyBased):

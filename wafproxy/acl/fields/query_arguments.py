@@ -11,7 +11,7 @@ from wafproxy.acl.fields.options import esc, excluded_arguments, excluded_key, n
 from wafproxy.acl.fields.registry import FIELDS, RequestField
 from wafproxy.acl.fields.whole import Whole
 from wafproxy.config.source import Node
-from wafproxy.request import Header, WafRequest
+from wafproxy.request import Header, WafRequest, split_arg_parts
 
 
 def query_names(req: WafRequest) -> tuple[Header, ...]:
@@ -49,6 +49,16 @@ class AllQueryArguments(Whole):
         if self.excluded:
             return tuple([v for n, v in query_names(req) if n not in self.excluded])
         return tuple([v for _, v in req.query_args])
+
+    def arg_parts(self, req: WafRequest) -> list[str] | None:
+        """The raw ``name=value`` part of each value (see RequestField)."""
+        if self.excluded:
+            return None
+        return memo(req, "_wafproxy_query_parts", _query_parts) if req.query_string else []
+
+
+def _query_parts(req: WafRequest) -> list[str]:
+    return split_arg_parts(req.query_string)
 
 
 @FIELDS.register("single_query_argument")

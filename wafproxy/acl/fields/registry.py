@@ -12,6 +12,12 @@ from wafproxy.request import WafRequest
 
 
 class RequestField(Field, Protocol):
+    """A field may also have ``arg_parts(req) -> Sequence[str] | None``: when its values are
+    the values of ``name=value`` parts of one string (a query string's or a form's arguments),
+    those raw parts, one per value and in the same order (None when they are not, for example
+    a JSON body's arguments). The engine remembers answers per part: a part is cheaper to get
+    than its value, and the value is a function of it."""
+
     def forced(self, req: WafRequest) -> bool | None: ...
 
 
