@@ -293,47 +293,35 @@ def _every_hit(req: WafRequest, ctx: EvalContext) -> frozenset[int]:
         parts = arg_parts(req)
         if parts is None:  # not parts of one string (a JSON body's arguments)
             raw = values[scans.raw_key] = scans.field.extract(req)
-            found.update(_hits_by_value(req, ctx, scans, raw))
+            found.update(_hits_by_key(req, ctx, scans, raw, by_part=False))
         elif parts:
-            found.update(_hits_by_part(req, ctx, scans, parts))
+            found.update(_hits_by_key(req, ctx, scans, parts, by_part=True))
     return frozenset(found)
 
 
-def _hits_by_value(
-    req: WafRequest, ctx: EvalContext, scans: FieldScans, raw: Sequence[str]
+def _hits_by_key(
+    req: WafRequest, ctx: EvalContext, scans: FieldScans, keys: Sequence[str], by_part: bool
 ) -> Collection[int]:
-    """What the field's slots found in these values: remembered, or scanned."""
-    get = scans.found.table.get
+    """What the field's slots found in its values, remembered per value, or with ``by_part``
+    per raw ``name=value`` part (a form's warm path then neither splits a part nor hashes a
+    value); found by the scans when a key is not remembered."""
+    get = (scans.found_by_part if by_part else scans.found).table.get
     found: set[int] = set()
-    for value in raw:
-        keys = get(value)
-        if keys is None:
-            return _field_hits(req, ctx, scans, raw)
-        if keys:
-            found.update(keys)
-    return found
-
-
-def _hits_by_part(
-    req: WafRequest, ctx: EvalContext, scans: FieldScans, parts: Sequence[str]
-) -> Collection[int]:
-    """What the field's slots found in the values of these ``name=value`` parts, remembered
-    per part: a form's warm path neither splits a part nor hashes a value."""
-    get = scans.found_by_part.table.get
-    found: set[int] = set()
-    for part in parts:
-        keys = get(part)
-        if keys is None:
-            return _new_part_hits(req, ctx, scans, parts)
-        if keys:
-            found.update(keys)
+    for key in keys:
+        hits = get(key)
+        if hits is None:
+            if by_part:
+                return _new_part_hits(req, ctx, scans, keys)
+            return _field_hits(req, ctx, scans, keys)
+        if hits:
+            found.update(hits)
     return found
 
 
 def _new_part_hits(
     req: WafRequest, ctx: EvalContext, scans: FieldScans, parts: Sequence[str]
 ) -> frozenset[int]:
-    """``_hits_by_part`` when some parts are not remembered: only their values are split off
+    """``_hits_by_key`` by part when some parts are not remembered: only their values are split off
     and go through each slot's group (remembered per value there, or scanned); the other
     parts' answers give the rest. Each slot's hits go to the context, as ``group_hits`` of the
     whole field would have found them, and each new part's answer to the part memo."""
@@ -363,16 +351,10 @@ def _new_part_hits(
     kept: list[str] = []
     answers: list[frozenset[int]] = []
     for part, value in zip(new_parts, new_values, strict=True):
-        atoms: set[int] = set()
-        for base, table in tables:
-            hits = table.get(value)
-            if hits is None:
-                break  # too long to remember, or forgotten meanwhile
-            if hits:
-                atoms.update([base | atom for atom in hits])
-        else:
+        answer = _remembered_answer(value, tables)
+        if answer is not None:
             kept.append(part)
-            answers.append(frozenset(atoms) if atoms else NOTHING)
+            answers.append(answer)
     if kept:
         memo.put_all(kept, answers)
     return frozenset(found)
@@ -394,21 +376,28 @@ def _field_hits(
     answers: list[frozenset[int]] = []
     known = scans.found.table.get
     for value in raw:
-        if known(value) is not None:
-            continue
-        keys: set[int] = set()
-        for base, table in tables:
-            hits = table.get(value)
-            if hits is None:
-                break  # too long to remember, or forgotten meanwhile
-            if hits:
-                keys.update([base | atom for atom in hits])
-        else:
+        if known(value) is None and (answer := _remembered_answer(value, tables)) is not None:
             values.append(value)
-            answers.append(frozenset(keys) if keys else NOTHING)
+            answers.append(answer)
     if values:
         scans.found.put_all(values, answers)
     return frozenset(found)
+
+
+def _remembered_answer(
+    value: str, tables: Sequence[tuple[int, Mapping[str, frozenset[int]]]]
+) -> frozenset[int] | None:
+    """What every slot's group remembers for ``value``, as atom keys (``tables``: each slot's
+    key base and its group's answers); None when one of them does not (too long to remember,
+    or forgotten meanwhile)."""
+    atoms: set[int] = set()
+    for base, table in tables:
+        hits = table.get(value)
+        if hits is None:
+            return None
+        if hits:
+            atoms.update([base | atom for atom in hits])
+    return frozenset(atoms) if atoms else NOTHING
 
 
 def _long_value_hits(
