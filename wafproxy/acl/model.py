@@ -213,7 +213,8 @@ class WebAcl:
     def hit_plan(self) -> tuple[HitProbe, ...]:
         """``field_scans`` as plain tuples for ``engine._every_hit``, which runs for every
         request: unpacking a tuple costs less than reading four attributes per field, and a
-        single header is read from the request's header map without a call."""
+        single header is read from the request's header map without a call. Fields with
+        ``arg_parts`` are in ``part_plan`` instead."""
         return tuple(
             (
                 scans.raw_key,
