@@ -321,10 +321,10 @@ def _hits_by_key(
 def _new_part_hits(
     req: WafRequest, ctx: EvalContext, scans: FieldScans, parts: Sequence[str]
 ) -> frozenset[int]:
-    """``_hits_by_key`` by part when some parts are not remembered: only their values are split off
-    and go through each slot's group (remembered per value there, or scanned); the other
-    parts' answers give the rest. Each slot's hits go to the context, as ``group_hits`` of the
-    whole field would have found them, and each new part's answer to the part memo."""
+    """``_hits_by_key`` by part when some parts are not remembered: only their values are
+    split off and go through each slot's group (remembered per value there, or scanned); the
+    other parts' answers give the rest. Each slot's hits go to the context, as ``group_hits``
+    of the whole field would have found them, and each new part's answer to the part memo."""
     memo = scans.found_by_part
     get = memo.table.get
     known: set[int] = set()
