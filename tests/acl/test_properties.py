@@ -314,6 +314,27 @@ def test_arguments_partly_remembered_give_the_verdict_of_a_fresh_evaluation(
     assert fast == evaluate(acl, request(mixed), ctx=traced)
 
 
+RAW_ARGUMENTS = ("a=1&&b=2", "flag", "=x", "a==b", "a=1&a=1&a=1", "&", "a=b=c&d",
+                 "x=%27%20or%201%3D1--&flag&=<script>", "noeq&q=1' or '1'='1")  # fmt: skip
+"""Arguments split by hand-written ``&``: empty parts, parts without ``=``, repeated parts."""
+
+
+@pytest.mark.parametrize("where", ["body", "query"])
+def test_arguments_of_every_shape_partly_remembered(acls: dict[str, WebAcl], where: str) -> None:
+    def request(raw: str) -> WafRequest:
+        if where == "query":
+            return build_request("GET", "/p?" + raw, ())
+        return form_post(raw.encode())
+
+    for acl in acls.values():
+        for first in RAW_ARGUMENTS:
+            for second in RAW_ARGUMENTS:
+                evaluate(acl, request(first))
+                fast = evaluate(acl, request(second))
+                traced = EvalContext(acl=acl, geo=acl.geo, trace=lambda kind, data: None)
+                assert fast == evaluate(acl, request(second), ctx=traced), (first, second)
+
+
 LONG_TAIL = b"&note=" + b"Ideal for furniture and shelving or small projects. " * 8
 """Past memo.MAX_VALUE: a body the engine scans every time (acl/together.py scans those
 together)."""
