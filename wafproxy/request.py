@@ -8,6 +8,7 @@ pays for parsing them.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from wafproxy.lazy import lazy
@@ -92,6 +93,12 @@ def split_arg_parts(raw: str) -> list[str]:
     out): ``split_args`` makes one argument of each."""
     parts = raw.split("&")
     return [part for part in parts if part] if "" in parts else parts
+
+
+def arg_values(parts: Sequence[str]) -> list[str]:
+    """The value of each ``split_arg_parts`` part, as ``split_args`` pairs it with its name
+    (a remembered answer per part relies on the two agreeing)."""
+    return [part.partition("=")[2] for part in parts]
 
 
 def split_args(raw: str) -> tuple[Header, ...]:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from wafproxy.acl.transforms._bytes import to_bytes
-from wafproxy.request import Header, WafRequest, split_arg_parts, split_args
+from wafproxy.request import Header, WafRequest, arg_values, split_arg_parts, split_args
 
 T = TypeVar("T")
 
@@ -380,7 +380,7 @@ def body_argument_values(req: WafRequest) -> tuple[str, ...]:
 def _body_argument_values(req: WafRequest) -> tuple[str, ...]:
     parts = form_parts(req)
     if parts is not None:
-        return tuple([part.partition("=")[2] for part in parts])
+        return tuple(arg_values(parts))
     return tuple([value for _, value in body_arguments(req)])
 
 

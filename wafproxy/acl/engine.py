@@ -32,7 +32,7 @@ from wafproxy.acl.model import (
 )
 from wafproxy.acl.prefilter import CANDIDATE_SETS, SLOT_SHIFT
 from wafproxy.acl.prefilter import applies as prefilter_applies
-from wafproxy.request import WafRequest
+from wafproxy.request import WafRequest, arg_values
 
 if TYPE_CHECKING:
     from wafproxy.acl.ipset import IpSet
@@ -335,7 +335,7 @@ def _new_part_hits(
             new_parts.append(part)
         elif keys:
             known.update(keys)
-    new_values = [part.partition("=")[2] for part in new_parts]
+    new_values = arg_values(new_parts)
     found: set[int] = set()
     tables: list[tuple[int, Mapping[str, frozenset[int]]]] = []
     for slot in scans.slots:
