@@ -91,6 +91,9 @@ class Connection(asyncio.Protocol):
         self.reusable = False
         self._closed = False
         self._can_write: asyncio.Future[None] | None = None
+        self._loop = asyncio.get_running_loop()
+        """Made by its loop's create_connection. Kept: in Python 3.11 each
+        get_running_loop() is a getpid() system call, and ``_wait`` runs once per exchange."""
         self._reset_exchange(head_only=False)
 
     def _reset_exchange(self, head_only: bool) -> None:
@@ -142,7 +145,7 @@ class Connection(asyncio.Protocol):
 
     def pause_writing(self) -> None:
         if self._can_write is None or self._can_write.done():
-            self._can_write = asyncio.get_running_loop().create_future()
+            self._can_write = self._loop.create_future()
 
     def resume_writing(self) -> None:
         if self._can_write is not None and not self._can_write.done():
@@ -212,7 +215,7 @@ class Connection(asyncio.Protocol):
             waiter.set_result(None)
 
     async def _wait(self, timeouts: Timeouts) -> None:
-        loop = asyncio.get_running_loop()
+        loop = self._loop
         waiter = self._waiter = loop.create_future()
         timer = loop.call_later(timeouts.next_wait(), _expire, waiter)
         try:

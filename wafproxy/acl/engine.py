@@ -407,22 +407,24 @@ def _long_value_hits(
     mostly): each slot's input is scanned as ``group_hits`` would, without its look-ups for a
     remembered answer, which a long value never has."""
     found: set[int] = set()
-    hits = ctx.hits
-    inputs = ctx.acl.scan_inputs
     for slot in scans.slots:
-        slot_hits = hits.get(slot)
-        if slot_hits is None:
-            inp = inputs[slot]
-            if inp.names:
-                values = field_values(req, ctx, inp.field, inp.names, inp.fns, remember=False)
-                slot_hits = _scan_long(req, ctx, slot, values[0])
-            else:
-                slot_hits = _scan_long(req, ctx, slot, value)
-            hits[slot] = slot_hits
+        slot_hits = long_slot_hits(req, ctx, slot, value)
         if slot_hits:
             base = slot << SLOT_SHIFT
             found.update([base | atom for atom in slot_hits])
     return frozenset(found)
+
+
+def long_slot_hits(req: WafRequest, ctx: EvalContext, slot: int, value: str) -> frozenset[int]:
+    """``group_hits`` of a slot whose field's one value, ``value``, is too long to be
+    remembered: scanned once per request through the slot's chain, with no memo look-ups."""
+    hits = ctx.hits.get(slot)
+    if hits is None:
+        inp = ctx.acl.scan_inputs[slot]
+        if inp.names:
+            value = field_values(req, ctx, inp.field, inp.names, inp.fns, remember=False)[0]
+        hits = ctx.hits[slot] = _scan_long(req, ctx, slot, value)
+    return hits
 
 
 # -- helpers statements use ---------------------------------------------------------------------

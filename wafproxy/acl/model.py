@@ -216,15 +216,21 @@ class WebAcl:
         single header is read from the request's header map without a call. Fields with
         ``arg_parts`` are in ``part_plan`` instead."""
         return tuple(
-            (
-                scans.raw_key,
-                getattr(scans.field, "single_header", None),
-                scans.field.extract,
-                scans.found.table.get,
-                scans,
-            )
+            self._hit_probe(scans)
             for scans in self.field_scans
             if not hasattr(scans.field, "arg_parts")
+        )
+
+    def _hit_probe(self, scans: FieldScans) -> HitProbe:
+        get: Callable[[str], frozenset[int] | None] = scans.found.table.get
+        if scans in self.body_scans:  # a body too long to be remembered is not hashed (a 2 KB
+            get = _short_get(scans.found.table)  # form: ~7 k instructions) only to be missed
+        return (
+            scans.raw_key,
+            getattr(scans.field, "single_header", None),
+            scans.field.extract,
+            get,
+            scans,
         )
 
     @cached_property
@@ -239,6 +245,15 @@ class WebAcl:
         )
 
 
+def _short_get(table: Mapping[str, frozenset[int]]) -> Callable[[str], frozenset[int] | None]:
+    get = table.get
+
+    def short_get(value: str) -> frozenset[int] | None:
+        return get(value) if len(value) <= MAX_VALUE else None
+
+    return short_get
+
+
 HitProbe = tuple[
     str,
     "str | None",
@@ -247,7 +262,8 @@ HitProbe = tuple[
     "FieldScans",
 ]
 """A field's key, its header name if it is one header, its ``extract``, the ``get`` of its
-``FieldScans.found`` table (a Memo never replaces its table), and its ``FieldScans``."""
+``FieldScans.found`` table (a Memo never replaces its table; for a whole body, one that does
+not look up a value too long to be remembered), and its ``FieldScans``."""
 
 PartProbe = tuple[Callable[[WafRequest], "Sequence[str] | None"], "FieldScans"]
 """A field's ``arg_parts`` and its ``FieldScans``."""

@@ -156,8 +156,10 @@ class Connection(asyncio.Protocol):
         self._url += url
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self._count(len(name) + len(value) + 4)
-        if len(self._headers) >= self.limits.max_headers:
+        # _count written out: llhttp calls this once per header of every request
+        self._head_bytes += len(name) + len(value) + 4
+        limits = self.limits
+        if self._head_bytes > limits.max_header_bytes or len(self._headers) >= limits.max_headers:
             raise _HeadTooLarge
         self._headers.append((name, value))
 
