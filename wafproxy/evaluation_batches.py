@@ -26,10 +26,10 @@ class EvaluationBatches:
 
     def evaluate(self, job: Job) -> asyncio.Future[Result]:
         """The job's verdict and seconds, once this iteration's batch has run."""
+        # the loop is kept: in Python 3.11 each get_running_loop() is a getpid() system call
         loop = self._loop
         if loop is None or not loop.is_running():  # a new loop (tests): a stopped loop's
-            # queue is dead. Not get_running_loop() per request: a getpid() system call in 3.11
-            loop = self._loop = asyncio.get_running_loop()
+            loop = self._loop = asyncio.get_running_loop()  # queue is dead
             self._jobs.clear()
             self._waiting.clear()
         future: asyncio.Future[Result] = loop.create_future()

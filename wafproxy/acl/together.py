@@ -85,7 +85,8 @@ def _context(job: Job) -> EvalContext | None:
 def scan_bodies(items: Sequence[tuple[WafRequest, EvalContext | None]]) -> list[float]:
     """Each scan group of the whole body, for every request whose evaluation would scan its
     body and whose body is too long to be remembered, one group at a time; the hits go to
-    the request's context. The seconds spent per request."""
+    the request's context. The seconds spent per request (each group's scans timed together
+    and shared evenly)."""
     spent = [0.0] * len(items)
     by_acl: dict[int, list[tuple[int, WafRequest, EvalContext]]] = {}
     for i, (req, ctx) in enumerate(items):
