@@ -515,15 +515,13 @@ def group_hits(req: WafRequest, ctx: EvalContext, slot: int) -> frozenset[int]:
         inp = ctx.acl.scan_inputs[slot]
         if ctx.trace is None:
             raw = field_values(req, ctx, inp.field, (), ())
-            long = one_long_value(raw)
-            hits = None if long else group.remembered(raw) if raw else NOTHING
+            if one_long_value(raw):  # never remembered: no memo look-ups or bookkeeping for it
+                return long_slot_hits(req, ctx, slot, raw[0])
+            hits = group.remembered(raw) if raw else NOTHING
             if hits is None and len(raw) == 1:  # a path, a body, one header: the field's other
                 # chains share this one's prefixes, cached for the request by field_values
                 values = field_values(req, ctx, inp.field, inp.names, inp.fns, remember=False)
-                if long:  # never remembered: no memo look-ups or bookkeeping for it
-                    hits = _scan_long(req, ctx, slot, values[0])
-                else:
-                    hits = group.scan_remembering(raw, inp.fns, values)
+                hits = group.scan_remembering(raw, inp.fns, values)
             elif hits is None:  # arguments, cookies, headers: most are usually remembered
                 hits = group.scan_remembering(raw, inp.fns)
         else:

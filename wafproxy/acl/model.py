@@ -224,7 +224,7 @@ class WebAcl:
     def _hit_probe(self, scans: FieldScans) -> HitProbe:
         get: Callable[[str], frozenset[int] | None] = scans.found.table.get
         if scans in self.body_scans:  # a body too long to be remembered is not hashed (a 2 KB
-            get = _short_get(scans.found.table)  # form: ~7 k instructions) only to be missed
+            get = _short_get(scans.found)  # form: ~7 k instructions) only to be missed
         return (
             scans.raw_key,
             getattr(scans.field, "single_header", None),
@@ -245,11 +245,11 @@ class WebAcl:
         )
 
 
-def _short_get(table: Mapping[str, frozenset[int]]) -> Callable[[str], frozenset[int] | None]:
-    get = table.get
+def _short_get(memo: Memo[frozenset[int]]) -> Callable[[str], frozenset[int] | None]:
+    get, limit = memo.table.get, memo.limit
 
     def short_get(value: str) -> frozenset[int] | None:
-        return get(value) if len(value) <= MAX_VALUE else None
+        return get(value) if len(value) <= limit else None
 
     return short_get
 
