@@ -26,10 +26,11 @@ class EvaluationBatches:
 
     def evaluate(self, job: Job) -> asyncio.Future[Result]:
         """The job's verdict and seconds, once this iteration's batch has run."""
-        # the loop is kept: in Python 3.11 each get_running_loop() is a getpid() system call
+        # the loop is kept: in Python 3.11 each get_running_loop() is a getpid() system call.
+        # A loop that is no longer running is gone (tests start new ones), and so is its queue.
         loop = self._loop
-        if loop is None or not loop.is_running():  # a new loop (tests): a stopped loop's
-            loop = self._loop = asyncio.get_running_loop()  # queue is dead
+        if loop is None or not loop.is_running():
+            loop = self._loop = asyncio.get_running_loop()
             self._jobs.clear()
             self._waiting.clear()
         future: asyncio.Future[Result] = loop.create_future()
